@@ -1,0 +1,29 @@
+"""Test set-up: 8 forced CPU devices (mesh 2×2×2), the CPU platform only (libtpu is installed for
+TPU-topology compiles, but there is no TPU to probe), strict dtype promotion, and jaxtyping's
+runtime shape checks on the zoo."""
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+
+from jaxtyping import install_import_hook  # noqa: E402
+
+with install_import_hook(["zoo"], "beartype.beartype"):
+    import zoo  # noqa: F401
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+# Tolerances, written down once. fp32 on the CPU: cached decode reorders the same sums as the full
+# forward pass, so the differences are rounding only.
+FP32_ATOL = 1e-5
+FP32_RTOL = 1e-5
+
+
+@pytest.fixture(scope="session")
+def devices():
+    assert len(jax.devices()) == 8, "tests need 8 forced host devices"
+    return jax.devices()

@@ -1,0 +1,71 @@
+"""The inference API: a teacher-forcing forward pass, prefill, and one decode step.
+
+All three are pure functions of (model, tokens, cache) usable under `jax.jit` with the cache donated.
+The `constrain` hook is how a layout places activations; without one they run unsharded.
+"""
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from zoo.constraints import Constrain, no_constraint
+from zoo.errors import PromptError
+from zoo.kv_cache import CACHE_NAMES, KVCache
+from zoo.logical_axes import Role
+from zoo.transformer import Transformer
+
+
+def check_prompt(model: Transformer, tokens, cache_len: int | None = None, new_tokens: int = 0) -> None:
+    """Raises PromptError for a prompt the model cannot take (before any work is traced)."""
+    shape = getattr(tokens, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise PromptError(f"tokens must be a [batch, length] array of token ids, got shape {shape}")
+    batch, length = shape
+    if batch < 1 or length < 1:
+        raise PromptError(f"a prompt needs at least one sequence of at least one token, got shape {tuple(shape)}")
+    if not jnp.issubdtype(tokens.dtype, jnp.integer):
+        raise PromptError(f"tokens must be integer ids, got dtype {tokens.dtype}")
+    total = length + new_tokens
+    if cache_len is not None and total > cache_len:
+        raise PromptError(f"prompt of {length} tokens + {new_tokens} new tokens does not fit a cache of {cache_len}")
+    config = model.config
+    if config.positions == "learned" and total > config.max_positions:
+        raise PromptError(f"{config.name} has learned positions up to {config.max_positions}; {total} tokens requested")
+
+
+def forward(model: Transformer, tokens: Int[Array, "B T"], *, constrain: Constrain = no_constraint) -> Float[Array, "B T V"]:
+    """Logits of every position, computed without a cache (teacher forcing)."""
+    check_prompt(model, tokens)
+    positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
+    x = model.embed(tokens, positions, constrain)
+    x, _ = model(x, positions, None, None, constrain)
+    return model.logits(x, constrain)
+
+
+def _extend(model: Transformer, tokens: Int[Array, "B T"], cache: KVCache, constrain: Constrain) -> tuple[Float[Array, "B V"], KVCache]:
+    B, T = tokens.shape
+    positions = cache.length + jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T))
+    x = model.embed(tokens, positions, constrain)
+    x, (k, v) = model(x, positions, (cache.k, cache.v), cache.length, constrain)
+    logits = model.logits(x[:, -1:], constrain)[:, 0]
+    k = constrain(k, Role.CACHE, CACHE_NAMES)
+    v = constrain(v, Role.CACHE, CACHE_NAMES)
+    return logits, KVCache(k, v, cache.length + T)
+
+
+def prefill(
+    model: Transformer, tokens: Int[Array, "B T"], cache: KVCache, *, constrain: Constrain = no_constraint
+) -> tuple[Float[Array, "B V"], KVCache]:
+    """Writes the prompt's keys and values into the cache; returns the last position's logits."""
+    check_prompt(model, tokens, cache.max_len)
+    if tokens.shape[0] != cache.batch:
+        raise PromptError(f"prompt batch {tokens.shape[0]} does not match the cache's batch {cache.batch}")
+    return _extend(model, tokens, cache, constrain)
+
+
+def decode_step(
+    model: Transformer, last_tokens: Int[Array, " B"], cache: KVCache, *, constrain: Constrain = no_constraint
+) -> tuple[Float[Array, "B V"], KVCache]:
+    """Feeds one token per sequence at position `cache.length`; returns the next-token logits."""
+    if last_tokens.shape != (cache.batch,):
+        raise PromptError(f"decode takes one token per sequence: shape ({cache.batch},), got {last_tokens.shape}")
+    return _extend(model, last_tokens[:, None], cache, constrain)

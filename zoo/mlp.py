@@ -1,0 +1,47 @@
+"""The feed-forward layer: SwiGLU (PaLM, gate and up projections fused as W_in [E, 2, F]) or GeLU
+(Megatron, W_in [E, 1, F])."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from zoo.config import ModelConfig
+from zoo.constraints import Constrain
+from zoo.logical_axes import BATCH, EMBED, FUSED, HIDDEN_MLP, MLP, SEQ, Role
+from zoo.weights import AbstractWeight, init_weight, use_bias, use_weight
+
+
+class FeedForward(eqx.Module):
+    w_in: AbstractWeight  # [E, G, F], G = 2 for SwiGLU (gate, up), 1 for GeLU
+    w_out: AbstractWeight  # [F, E]
+    b_in: AbstractWeight | None  # [G, F]
+    b_out: AbstractWeight | None  # [E]
+    config: ModelConfig = eqx.field(static=True)
+
+    def __init__(self, config: ModelConfig, *, key):
+        E, F, dtype = config.d_model, config.d_ff, config.dtype
+        G = config.mlp_matrices - 1
+        key_in, key_out = jax.random.split(key)
+        self.w_in = init_weight(key_in, (E, G, F), (EMBED, FUSED, MLP), dtype, fan_in=E)
+        self.w_out = init_weight(key_out, (F, E), (MLP, EMBED), dtype, fan_in=F)
+        if config.use_bias:
+            self.b_in = init_weight(None, (G, F), (FUSED, MLP), dtype, fan_in=None, zero=True)
+            self.b_out = init_weight(None, (E,), (EMBED,), dtype, fan_in=None, zero=True)
+        else:
+            self.b_in = self.b_out = None
+        self.config = config
+
+    def __call__(self, x: Float[Array, "B T E"], constrain: Constrain) -> Float[Array, "B T E"]:
+        """Returns the output projection before any reduction over a split E."""
+        dtype = x.dtype
+        hidden = jnp.einsum("BTE,EGF->GBTF", x, use_weight(self.w_in, dtype, constrain), preferred_element_type=jnp.float32)
+        if self.b_in is not None:
+            hidden = hidden + self.b_in.materialize(jnp.float32)[:, None, None]
+        if self.config.mlp == "swiglu":
+            activated = jax.nn.silu(hidden[0]) * hidden[1]
+        else:
+            activated = jax.nn.gelu(hidden[0], approximate=True)
+        activated = constrain(activated.astype(dtype), Role.ACTIVATION, (BATCH, SEQ, HIDDEN_MLP))
+        out = jnp.einsum("BTF,FE->BTE", activated, use_weight(self.w_out, dtype, constrain), preferred_element_type=jnp.float32)
+        return (out + use_bias(self.b_out, jnp.float32)).astype(dtype)

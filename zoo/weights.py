@@ -1,0 +1,116 @@
+"""Weights that carry their logical axis names.
+
+Every array of a zoo model lives in a `Weight` (or its int8 form), so the names a layout maps to
+mesh axes are declared where the weight is, and a test can check that no array leaf lacks them.
+"""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int8
+
+from zoo.constraints import Constrain
+from zoo.logical_axes import LAYERS, AxisNames, Role
+
+
+class AbstractWeight(eqx.Module):
+    """A weight as a model consumes it: `materialize(dtype)` gives the dense array."""
+
+    names: eqx.AbstractVar[AxisNames]
+
+    @abc.abstractmethod
+    def materialize(self, dtype) -> Array: ...
+
+    @property
+    @abc.abstractmethod
+    def shape(self) -> tuple[int, ...]: ...
+
+
+class Weight(AbstractWeight):
+    value: Float[Array, "..."]
+    names: AxisNames = eqx.field(static=True)
+
+    def __check_init__(self):
+        if len(self.names) != len(self.value.shape):
+            raise ValueError(f"weight of shape {self.value.shape} declared with names {self.names}")
+
+    def materialize(self, dtype) -> Array:
+        return self.value.astype(dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.value.shape)
+
+
+class Int8Weight(AbstractWeight):
+    """Per-output-channel symmetric int8 (reference/paper.md §3.6): value ≈ quantized · scale.
+
+    `scale` has the weight's rank with size 1 on the contracted (input) dimensions, whose names are
+    None there: a scale is split over the mesh exactly like its weight's output channels.
+    """
+
+    quantized: Int8[Array, "..."]
+    scale: Float[Array, "..."]
+    names: AxisNames = eqx.field(static=True)
+    scale_names: AxisNames = eqx.field(static=True)
+
+    def materialize(self, dtype) -> Array:
+        # Matmuls stay in the compute dtype: int8 saves memory and bandwidth, not arithmetic.
+        return self.quantized.astype(dtype) * self.scale.astype(dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.quantized.shape)
+
+
+def use_weight(weight: AbstractWeight, dtype, constrain: Constrain) -> Array:
+    """A weight as a matmul consumes it: in the compute dtype, laid out as the layout wants it used
+    (weight-gathered layouts all-gather here)."""
+    return constrain(weight.materialize(dtype), Role.WEIGHT_USE, weight.names)
+
+
+def use_bias(bias: AbstractWeight | None, dtype) -> Array | float:
+    return 0.0 if bias is None else bias.materialize(dtype)
+
+
+def is_weight(node) -> bool:
+    return isinstance(node, AbstractWeight)
+
+
+def init_weight(key, shape: tuple[int, ...], names: AxisNames, dtype, *, fan_in: int | None, zero: bool = False) -> Weight:
+    """A weight drawn from N(0, 1/fan_in) (or ones / zeros for norms and biases)."""
+    if zero:
+        value = jnp.zeros(shape, dtype)
+    elif fan_in is None:
+        value = jnp.ones(shape, dtype)
+    else:
+        value = (jax.random.normal(key, shape, jnp.float32) / jnp.sqrt(jnp.float32(fan_in))).astype(dtype)
+    return Weight(value, names)
+
+
+def prepend_layers_axis(tree):
+    """Names the leading axis of every weight of a layer stack built with `eqx.filter_vmap`."""
+
+    def rename(node):
+        if isinstance(node, Weight):
+            return Weight(node.value, (LAYERS, *node.names))
+        if isinstance(node, Int8Weight):
+            return Int8Weight(node.quantized, node.scale, (LAYERS, *node.names), (LAYERS, *node.scale_names))
+        return node
+
+    return jax.tree.map(rename, tree, is_leaf=is_weight)
+
+
+def strip_layers_axis_names(tree):
+    """The names of one layer's slice of a stack: the inverse of `prepend_layers_axis` for names."""
+
+    def rename(node):
+        if isinstance(node, Weight):
+            return Weight(node.value, node.names[1:])
+        if isinstance(node, Int8Weight):
+            return Int8Weight(node.quantized, node.scale, node.names[1:], node.scale_names[1:])
+        return node
+
+    return jax.tree.map(rename, tree, is_leaf=is_weight)
