@@ -1,0 +1,58 @@
+"""Partitioning layouts: the paper's strategies as data, resolved to PartitionSpecs and applied to
+zoo models on a mesh of devices (or of TPU chips described by a topology).
+
+    from layouts import get_layout, get_attention_layout, Partitioning, make_mesh, build_steps
+"""
+
+from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
+from layouts.errors import IndivisibleDimensionError, LayoutError, LayoutFileError, MeshError, UnknownLayoutError
+from layouts.layout import MESH_AXES, AttentionLayout, Layout, Partitioning
+from layouts.layout_file import load
+from layouts.mesh import choose_mesh_shape, factorizations, format_mesh, make_mesh, parse_mesh
+from layouts.registry import get_attention_layout, get_layout
+from layouts.resolver import resolve
+from layouts.sharding import (
+    Placement,
+    cache_placements,
+    cache_shardings,
+    init_sharded_model,
+    make_constrain,
+    param_shardings,
+    shard_model,
+    weight_placements,
+)
+from layouts.steps import PhaseProgram, ShardedSteps, build_steps
+
+__all__ = [
+    "ATTENTION_LAYOUTS",
+    "AttentionLayout",
+    "FFN_LAYOUTS",
+    "IndivisibleDimensionError",
+    "Layout",
+    "LayoutError",
+    "LayoutFileError",
+    "MESH_AXES",
+    "MeshError",
+    "Partitioning",
+    "PhaseProgram",
+    "Placement",
+    "ShardedSteps",
+    "UnknownLayoutError",
+    "build_steps",
+    "cache_placements",
+    "cache_shardings",
+    "choose_mesh_shape",
+    "factorizations",
+    "format_mesh",
+    "get_attention_layout",
+    "get_layout",
+    "init_sharded_model",
+    "load",
+    "make_constrain",
+    "make_mesh",
+    "param_shardings",
+    "parse_mesh",
+    "resolve",
+    "shard_model",
+    "weight_placements",
+]

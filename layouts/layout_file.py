@@ -1,0 +1,86 @@
+"""User-written layout files (TOML), with the same schema as the built-ins.
+
+An FFN layout:
+
+    kind = "ffn"
+    name = "my-2d"
+    summary = "..."
+    algorithm = "W_in E_x F_yz ..."
+    collectives = ["all-gather", "reduce-scatter"]
+    phase = "decode"                      # optional: prefill | decode | any
+    [weight]                              # how weights are stored
+    embed = ["x"]
+    mlp = ["y", "z"]
+    ...                                   # one key per logical name of the role
+    [weight_use]                          # how matmuls consume them
+    [activation]
+
+An attention layout:
+
+    kind = "attention"
+    name = "batch-x"
+    summary = "..."
+    batch_axes = ["x"]
+
+Errors name the file, the key and what was expected.
+"""
+
+import tomllib
+from pathlib import Path
+
+from layouts.errors import LayoutError, LayoutFileError
+from layouts.layout import AttentionLayout, Layout
+from zoo.logical_axes import Role
+
+_FFN_KEYS = {"kind", "name", "summary", "algorithm", "collectives", "phase", "weight", "weight_use", "activation"}
+_ATTENTION_KEYS = {"kind", "name", "summary", "batch_axes", "phase"}
+
+
+def _string(path: Path, table: dict, key: str, default: str | None = None) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        raise LayoutFileError(f"{path}: key {key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _axes(path: Path, key: str, value) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(axis, str) for axis in value):
+        raise LayoutFileError(f"{path}: key {key!r} must be a list of mesh axis names such as [\"x\", \"y\"], got {value!r}")
+    return tuple(value)
+
+
+def load(path_like: str | Path) -> Layout | AttentionLayout:
+    path = Path(path_like)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise LayoutFileError(f"{path}: no such layout file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise LayoutFileError(f"{path}: not valid TOML ({error})") from None
+    kind = data.get("kind")
+    allowed = {"ffn": _FFN_KEYS, "attention": _ATTENTION_KEYS}.get(kind)
+    if allowed is None:
+        raise LayoutFileError(f"{path}: key 'kind' must be \"ffn\" or \"attention\", got {kind!r}")
+    unknown = sorted(data.keys() - allowed)
+    if unknown:
+        raise LayoutFileError(f"{path}: unknown key {unknown[0]!r}; valid keys for kind {kind!r}: {', '.join(sorted(allowed))}")
+    name = _string(path, data, "name", path.stem)
+    summary = _string(path, data, "summary", f"user layout from {path}")
+    phase = _string(path, data, "phase", "any")
+    try:
+        if kind == "attention":
+            return AttentionLayout(name, summary, _axes(path, "batch_axes", data.get("batch_axes", [])), phase=phase)
+        rules = {}
+        for role in (Role.WEIGHT, Role.WEIGHT_USE, Role.ACTIVATION):
+            table = data.get(role.value)
+            if not isinstance(table, dict):
+                raise LayoutFileError(f"{path}: missing table [{role.value}] mapping logical names to mesh axes")
+            rules[role] = {key: _axes(path, f"{role.value}.{key}", value) for key, value in table.items()}
+        collectives = data.get("collectives", [])
+        if not isinstance(collectives, list) or not all(isinstance(c, str) for c in collectives):
+            raise LayoutFileError(f"{path}: key 'collectives' must be a list of strings")
+        return Layout(name, summary, _string(path, data, "algorithm", ""), rules, tuple(collectives), phase=phase)
+    except LayoutFileError:
+        raise
+    except LayoutError as error:
+        raise LayoutFileError(f"{path}: {error}") from None

@@ -1,0 +1,102 @@
+"""Meshes: parsing a user's `4x4x4`, choosing the shape the paper's formulas favour, and building a
+`jax.sharding.Mesh` with axes x, y, z from local devices or any device list (a TPU topology's)."""
+
+import math
+import re
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from layouts.errors import MeshError
+from layouts.layout import MESH_AXES, Layout
+from zoo.config import ModelConfig
+
+MeshShape = tuple[int, int, int]
+
+
+def parse_mesh(text: str) -> MeshShape:
+    """`XxYxZ` (or `XxY`, `X`: missing trailing axes have size 1) into (X, Y, Z)."""
+    if not re.fullmatch(r"[1-9]\d*(x[1-9]\d*){0,2}", text.strip()):
+        raise MeshError(f"malformed mesh {text!r}: expected XxYxZ with positive integers, e.g. 4x4x4 or 2x4")
+    sizes = [int(part) for part in text.strip().split("x")]
+    return tuple(sizes + [1] * (3 - len(sizes)))  # type: ignore[return-value]
+
+
+def format_mesh(shape: MeshShape) -> str:
+    return "x".join(str(size) for size in shape)
+
+
+def factorizations(chips: int) -> list[MeshShape]:
+    """Every (X, Y, Z) with X·Y·Z = chips."""
+    if chips < 1:
+        raise MeshError(f"chip count must be a positive integer, got {chips}")
+    shapes = []
+    for x in range(1, chips + 1):
+        if chips % x:
+            continue
+        for y in range(1, chips // x + 1):
+            if (chips // x) % y == 0:
+                shapes.append((x, y, chips // x // y))
+    return shapes
+
+
+def _imbalance(shape: MeshShape) -> float:
+    return max(shape) / min(shape)
+
+
+def choose_mesh_shape(chips: int, layout: Layout, config: ModelConfig, tokens: int | None = None) -> MeshShape:
+    """The mesh shape the paper's formulas favour for `layout` (reference/paper.md §4).
+
+    2D weight-stationary: X ≈ √(n·E/F) (0.5·√n for F = 4E), the rest split evenly over y and z.
+    Weight-gathered over N chips (N = X, XY or XYZ): N ≈ √(BL·n/F), where `tokens` = B·L.
+    Otherwise (1D weight-stationary, where communication does not depend on the shape): the most
+    balanced torus. Ties go to the most balanced shape.
+    """
+    shapes = factorizations(chips)
+    E, F = config.d_model, config.d_ff
+
+    def log_distance(value: float, target: float) -> float:
+        return abs(math.log(value) - math.log(max(target, 1e-9)))
+
+    if layout.family == "weight-stationary" and layout.rules["weight"]["embed"] and layout.rules["weight"]["mlp"]:
+        embed_axes = layout.rules["weight"]["embed"]
+        target = math.sqrt(chips * E / F)
+
+        def score(shape):
+            size = dict(zip(MESH_AXES, shape))
+            return (log_distance(math.prod(size[a] for a in embed_axes), target), _imbalance(shape))
+    elif layout.family == "weight-gathered" and tokens:
+        gathered = layout.gathered_axes
+        target = math.sqrt(tokens * chips / F)
+
+        def score(shape):
+            size = dict(zip(MESH_AXES, shape))
+            return (log_distance(math.prod(size[a] for a in gathered), target), _imbalance(shape))
+    else:
+        score = _imbalance
+    return min(shapes, key=score)
+
+
+def make_mesh(shape: MeshShape, devices=None) -> Mesh:
+    """A mesh with axes (x, y, z) over `devices` (default: the local devices). On TPUs the device
+    order follows the physical torus so that mesh axes are rings of neighbours."""
+    devices = list(jax.devices() if devices is None else devices)
+    count = math.prod(shape)
+    if count > len(devices):
+        raise MeshError(f"mesh {format_mesh(shape)} needs {count} devices; {len(devices)} available ({devices[0].platform})")
+    devices = devices[:count]
+    if devices[0].platform == "tpu":
+        from jax.experimental import mesh_utils
+
+        try:
+            grid = mesh_utils.create_device_mesh(shape, devices=devices)
+        except (AssertionError, NotImplementedError, ValueError):
+            grid = np.asarray(devices).reshape(shape)
+    else:
+        grid = np.asarray(devices).reshape(shape)
+    return Mesh(grid, MESH_AXES)
+
+
+def mesh_shape_of(mesh: Mesh) -> dict[str, int]:
+    return dict(mesh.shape)

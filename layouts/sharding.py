@@ -1,0 +1,104 @@
+"""Applying a partitioning to a model: shardings for every weight and the KV cache, the activation
+constraint hook, and initialisation or placement straight into sharded arrays."""
+
+import dataclasses
+
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from layouts.layout import Partitioning
+from layouts.resolver import resolve
+from zoo.config import ModelConfig
+from zoo.constraints import Constrain
+from zoo.kv_cache import CACHE_NAMES, KVCache
+from zoo.logical_axes import Role
+from zoo.transformer import Transformer
+from zoo.weights import Int8Weight, is_weight
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """One weight array's placement: what the introspection and the shardings are built from."""
+
+    path: str
+    names: tuple[str | None, ...]
+    shape: tuple[int, ...]
+    dtype: str
+    spec: PartitionSpec
+    per_chip_shape: tuple[int, ...]
+    per_chip_bytes: int
+
+
+def _per_chip_shape(shape, spec: PartitionSpec, mesh_shape) -> tuple[int, ...]:
+    per_chip = []
+    for size, entry in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
+        axes = () if entry is None else (entry,) if isinstance(entry, str) else entry
+        ways = 1
+        for axis in axes:
+            ways *= mesh_shape[axis]
+        per_chip.append(size // ways)
+    return tuple(per_chip)
+
+
+def _placement(path, names, array, role, partitioning, mesh_shape) -> Placement:
+    spec = resolve(partitioning, role, names, array.shape, mesh_shape, tensor=path)
+    per_chip = _per_chip_shape(array.shape, spec, mesh_shape)
+    count = 1
+    for size in per_chip:
+        count *= size
+    return Placement(path, tuple(names), tuple(array.shape), str(array.dtype), spec, per_chip, count * array.dtype.itemsize)
+
+
+def weight_placements(model: Transformer, partitioning: Partitioning, mesh_shape) -> list[Placement]:
+    """Every weight array of `model` (abstract or real), in the model's leaf order."""
+    placements = []
+    for key_path, weight in jax.tree_util.tree_flatten_with_path(model, is_leaf=is_weight)[0]:
+        path = jax.tree_util.keystr(key_path, simple=True, separator=".")
+        if isinstance(weight, Int8Weight):
+            placements.append(_placement(path, weight.names, weight.quantized, Role.WEIGHT, partitioning, mesh_shape))
+            placements.append(_placement(path + ".scale", weight.scale_names, weight.scale, Role.WEIGHT, partitioning, mesh_shape))
+        else:
+            placements.append(_placement(path, weight.names, weight.value, Role.WEIGHT, partitioning, mesh_shape))
+    return placements
+
+
+def cache_placements(cache: KVCache, partitioning: Partitioning, mesh_shape) -> list[Placement]:
+    return [_placement(f"cache.{field}", CACHE_NAMES, getattr(cache, field), Role.CACHE, partitioning, mesh_shape) for field in ("k", "v")]
+
+
+def param_shardings(model: Transformer, partitioning: Partitioning, mesh: Mesh):
+    """A pytree of NamedShardings with the model's structure (its array leaves replaced)."""
+    placements = weight_placements(model, partitioning, dict(mesh.shape))
+    return jax.tree.unflatten(jax.tree.structure(model), [NamedSharding(mesh, p.spec) for p in placements])
+
+
+def cache_shardings(cache: KVCache, partitioning: Partitioning, mesh: Mesh) -> KVCache:
+    k, v = (NamedSharding(mesh, p.spec) for p in cache_placements(cache, partitioning, dict(mesh.shape)))
+    return KVCache(k, v, NamedSharding(mesh, PartitionSpec()))
+
+
+def activation_sharding(partitioning: Partitioning, mesh: Mesh, names, shape, tensor: str) -> NamedSharding:
+    return NamedSharding(mesh, resolve(partitioning, Role.ACTIVATION, names, shape, dict(mesh.shape), tensor=tensor))
+
+
+def make_constrain(partitioning: Partitioning, mesh: Mesh) -> Constrain:
+    """The zoo's constraint hook bound to a partitioning and a mesh."""
+    mesh_shape = dict(mesh.shape)
+
+    def constrain(x, role: Role, names):
+        spec = resolve(partitioning, role, names, x.shape, mesh_shape, tensor=f"{role.value} {names}")
+        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+    return constrain
+
+
+def init_sharded_model(config: ModelConfig, partitioning: Partitioning, mesh: Mesh, key) -> Transformer:
+    """A randomly initialised model created directly in its shards: no host ever holds it whole."""
+    abstract = jax.eval_shape(lambda k: Transformer(config, key=k), key)
+    shardings = param_shardings(abstract, partitioning, mesh)
+    return jax.jit(lambda k: Transformer(config, key=k), out_shardings=shardings)(key)
+
+
+def shard_model(model: Transformer, partitioning: Partitioning, mesh: Mesh) -> Transformer:
+    """An existing model moved to the partitioning's shardings."""
+    return jax.device_put(model, param_shardings(model, partitioning, mesh))

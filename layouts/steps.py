@@ -1,0 +1,94 @@
+"""Jitted prefill and decode steps for a model under a prefill and a decode partitioning.
+
+Each step has explicit in and out shardings and donates the cache. Between the phases the cache is
+moved to its decode sharding (`to_decode`), as the paper does when prefill runs over heads and decode
+over batch. The same object gives the abstract, sharded arguments that ahead-of-time compilation
+lowers with, so compiled and executed programs are the same programs.
+"""
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh
+
+from layouts.layout import Partitioning
+from layouts.sharding import activation_sharding, cache_shardings, make_constrain, param_shardings
+from zoo.inference import decode_step, prefill
+from zoo.kv_cache import KVCache, abstract_cache
+from zoo.logical_axes import BATCH, LOGITS_VOCAB, SEQ
+from zoo.transformer import Transformer
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseProgram:
+    """One phase's jitted step and the shardings of its arguments."""
+
+    step: jax.stages.Wrapped  # (model, tokens, cache) -> (logits [B, V], cache)
+    model_shardings: object
+    token_sharding: jax.sharding.NamedSharding
+    cache_shardings: KVCache
+    token_shape: tuple[int, ...]
+
+    def abstract_arguments(self, model: Transformer, cache: KVCache):
+        """ShapeDtypeStructs carrying the shardings: what `step.lower` takes to compile ahead of time."""
+
+        def with_sharding(leaf, sharding):
+            return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding)
+
+        return (
+            jax.tree.map(with_sharding, model, self.model_shardings),
+            jax.ShapeDtypeStruct(self.token_shape, jnp.int32, sharding=self.token_sharding),
+            jax.tree.map(with_sharding, cache, self.cache_shardings),
+        )
+
+
+def _phase_program(partitioning: Partitioning, mesh: Mesh, model: Transformer, cache: KVCache, token_shape, function) -> PhaseProgram:
+    model_shardings = param_shardings(model, partitioning, mesh)
+    cache_sharding = cache_shardings(cache, partitioning, mesh)
+    names = (BATCH, SEQ) if len(token_shape) == 2 else (BATCH,)
+    token_sharding = activation_sharding(partitioning, mesh, names, token_shape, "tokens")
+    batch = token_shape[0]
+    logits_sharding = activation_sharding(partitioning, mesh, (BATCH, LOGITS_VOCAB), (batch, model.config.vocab), "logits")
+    step = jax.jit(
+        partial(function, constrain=make_constrain(partitioning, mesh)),
+        in_shardings=(model_shardings, token_sharding, cache_sharding),
+        out_shardings=(logits_sharding, cache_sharding),
+        donate_argnums=(2,),
+    )
+    return PhaseProgram(step, model_shardings, token_sharding, cache_sharding, tuple(token_shape))
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardedSteps:
+    prefill: PhaseProgram
+    decode: PhaseProgram
+    mesh: Mesh
+
+    def place_model(self, model: Transformer, phase: str) -> Transformer:
+        """The model in the phase's weight shardings (a no-op when it is already there)."""
+        return jax.device_put(model, getattr(self, phase).model_shardings)
+
+    def to_decode(self, cache: KVCache) -> KVCache:
+        return jax.device_put(cache, self.decode.cache_shardings)
+
+
+def build_steps(
+    model: Transformer,
+    prefill_partitioning: Partitioning,
+    decode_partitioning: Partitioning,
+    mesh: Mesh,
+    *,
+    batch: int,
+    input_len: int,
+    max_len: int,
+    cache_dtype: str | None = None,
+) -> ShardedSteps:
+    """Steps for `batch` prompts of `input_len` tokens and a cache of `max_len` (model may be abstract)."""
+    cache = abstract_cache(model.config, batch, max_len, cache_dtype)
+    return ShardedSteps(
+        prefill=_phase_program(prefill_partitioning, mesh, model, cache, (batch, input_len), prefill),
+        decode=_phase_program(decode_partitioning, mesh, model, cache, (batch,), decode_step),
+        mesh=mesh,
+    )
