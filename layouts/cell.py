@@ -1,0 +1,93 @@
+"""A cell of the benchmark matrix: one model × layouts × chips × workload, checked and resolved.
+
+Estimate, compile and run all start from a Cell, so a name or size that is wrong fails here, once,
+with one line, before any expensive work.
+"""
+
+import dataclasses
+from typing import Literal
+
+from layouts.errors import MeshError
+from layouts.layout import Partitioning
+from layouts.mesh import MeshShape, choose_mesh_shape, format_mesh, parse_mesh
+from layouts.registry import get_attention_layout, get_layout
+from zoo.config import ModelConfig
+from zoo.errors import ZooError
+from zoo.presets import get_preset
+
+WeightsDType = Literal["bf16", "int8"]
+PhaseChoice = Literal["prefill", "decode", "both"]
+WEIGHT_DTYPES = ("bf16", "int8")
+PHASES = ("prefill", "decode", "both")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    model: str
+    prefill_layout: str = "2d-ws"
+    decode_layout: str = "2d-ws"
+    prefill_attention: str = "heads"
+    decode_attention: str = "batch"
+    chips: int = 8
+    mesh: str | None = None  # "XxYxZ" for both phases; None: each phase's layout chooses
+    target: str = "tpu-v4"
+    phase: PhaseChoice = "both"
+    batch: int = 1
+    input_len: int = 2048
+    context_len: int | None = None  # KV-cache length a decode step attends over; default input_len
+    gen_tokens: int = 64
+    weights: WeightsDType = "bf16"
+    kv_dtype: str = "bfloat16"
+
+    def __post_init__(self) -> None:
+        for field in ("chips", "batch", "input_len", "gen_tokens"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ZooError(f"{field} must be a positive integer, got {value!r}")
+        if self.context_len is not None and (not isinstance(self.context_len, int) or self.context_len <= 0):
+            raise ZooError(f"context_len must be a positive integer, got {self.context_len!r}")
+        if self.weights not in WEIGHT_DTYPES:
+            raise ZooError(f"weights must be one of {', '.join(WEIGHT_DTYPES)}, got {self.weights!r}")
+        if self.phase not in PHASES:
+            raise ZooError(f"phase must be one of {', '.join(PHASES)}, got {self.phase!r}")
+        if self.mesh is not None:
+            shape = parse_mesh(self.mesh)
+            if shape[0] * shape[1] * shape[2] != self.chips:
+                raise MeshError(f"mesh {self.mesh} has {shape[0] * shape[1] * shape[2]} chips but chips={self.chips}")
+
+    @property
+    def decode_context(self) -> int:
+        return self.context_len if self.context_len is not None else self.input_len
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        return ("prefill", "decode") if self.phase == "both" else (self.phase,)
+
+    def resolve(self) -> "ResolvedCell":
+        config = get_preset(self.model)
+        prefill = Partitioning(get_layout(self.prefill_layout), get_attention_layout(self.prefill_attention), config)
+        decode = Partitioning(get_layout(self.decode_layout), get_attention_layout(self.decode_attention), config)
+        if self.mesh is not None:
+            prefill_mesh = decode_mesh = parse_mesh(self.mesh)
+        else:
+            prefill_mesh = choose_mesh_shape(self.chips, prefill.ffn, config, tokens=self.batch * self.input_len)
+            decode_mesh = choose_mesh_shape(self.chips, decode.ffn, config, tokens=self.batch)
+        return ResolvedCell(self, config, {"prefill": prefill, "decode": decode}, {"prefill": prefill_mesh, "decode": decode_mesh})
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedCell:
+    cell: Cell
+    config: ModelConfig
+    partitionings: dict[str, Partitioning]
+    mesh_shapes: dict[str, MeshShape]
+
+    def mesh_name(self, phase: str) -> str:
+        return format_mesh(self.mesh_shapes[phase])
+
+    def layout_name(self, phase: str) -> str:
+        return self.partitionings[phase].ffn.name
+
+    def attention_name(self, phase: str) -> str:
+        return self.partitionings[phase].attention.name
+
