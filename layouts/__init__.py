@@ -54,5 +54,7 @@ __all__ = [
     "parse_mesh",
     "resolve",
     "shard_model",
+    "sharded_generate",
     "weight_placements",
 ]
+from layouts.sharded_generation import sharded_generate

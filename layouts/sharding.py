@@ -74,7 +74,8 @@ def param_shardings(model: Transformer, partitioning: Partitioning, mesh: Mesh):
 
 def cache_shardings(cache: KVCache, partitioning: Partitioning, mesh: Mesh) -> KVCache:
     k, v = (NamedSharding(mesh, p.spec) for p in cache_placements(cache, partitioning, dict(mesh.shape)))
-    return KVCache(k, v, NamedSharding(mesh, PartitionSpec()))
+    # A pytree of shardings with the cache's structure (not a KVCache: its fields are arrays).
+    return jax.tree.unflatten(jax.tree.structure(cache), [k, v, NamedSharding(mesh, PartitionSpec())])
 
 
 def activation_sharding(partitioning: Partitioning, mesh: Mesh, names, shape, tensor: str) -> NamedSharding:

@@ -9,7 +9,8 @@ from jaxtyping import Array, Int
 from zoo.constraints import Constrain, no_constraint
 from zoo.errors import ZooError
 from zoo.inference import check_prompt, decode_step, prefill
-from zoo.kv_cache import KVCache, init_cache
+from zoo.kv_cache import CACHE_NAMES, KVCache, init_cache
+from zoo.logical_axes import Role
 from zoo.sampling import GREEDY, Sampling, sample
 from zoo.transformer import Transformer
 
@@ -29,9 +30,12 @@ def generate(
     stop_token: int | None = None,
     cache: KVCache | None = None,
     constrain: Constrain = no_constraint,
+    decode_constrain: Constrain | None = None,
 ) -> Generated:
     """Generates up to `max_new_tokens` tokens after `prompt`. Jit it with the keyword arguments
-    static (see `generate_jit`); a given cache (e.g. one placed by a layout) must be empty."""
+    static (see `generate_jit`); a given cache (e.g. one placed by a layout) must be empty.
+    `decode_constrain` places the decode steps when they use another layout than prefill; the
+    cache moves to its decode placement once, between the phases."""
     if max_new_tokens < 1:
         raise ZooError(f"max_new_tokens must be a positive integer, got {max_new_tokens}")
     batch, length = prompt.shape
@@ -41,6 +45,12 @@ def generate(
     stop = jnp.int32(-1 if stop_token is None else stop_token)
 
     logits, cache = prefill(model, prompt, cache, constrain=constrain)
+    if decode_constrain is None:
+        decode_constrain = constrain
+    else:
+        cache = KVCache(
+            decode_constrain(cache.k, Role.CACHE, CACHE_NAMES), decode_constrain(cache.v, Role.CACHE, CACHE_NAMES), cache.length
+        )
     key, step_key = jax.random.split(key)
     first = sample(logits, step_key, sampling)
     tokens = jnp.zeros((batch, max_new_tokens), jnp.int32).at[:, 0].set(first)
@@ -51,7 +61,7 @@ def generate(
 
     def advance(state):
         step, tokens, cache, last, done, key = state
-        logits, cache = decode_step(model, last, cache, constrain=constrain)
+        logits, cache = decode_step(model, last, cache, constrain=decode_constrain)
         key, step_key = jax.random.split(key)
         chosen = jnp.where(done, stop, sample(logits, step_key, sampling))
         tokens = jax.lax.dynamic_update_slice_in_dim(tokens, chosen[:, None], step, axis=1)
