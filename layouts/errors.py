@@ -22,3 +22,7 @@ class IndivisibleDimensionError(LayoutError):
 
 class MeshError(LayoutError):
     """A mesh shape that is malformed or cannot be built from the devices or chips at hand."""
+
+
+class TargetError(ZooError):
+    """A compile target that is unknown, malformed, or cannot hold the cell's chip count."""

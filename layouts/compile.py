@@ -1,0 +1,225 @@
+"""Ahead-of-time compilation of a cell: the zoo's real prefill and decode steps, lowered with abstract
+sharded arguments (nothing allocated) and compiled for a target — a TPU slice described by libtpu,
+with no TPU present, or the local devices — and read back as result rows.
+
+Per chip, a compile row reports:
+- memory: `weights` and `kv_cache` are the per-chip shards of the program's arguments (exactly what
+  the compiled program takes), `total` is the compiler's own figure (arguments + outputs − aliased
+  (the donated cache) + temporaries + generated code), `other` the rest; the raw compiler figures
+  are in `details["compiler_memory"]`. `fits` compares `total` with the chip's HBM.
+- communication: the collectives of the optimized program (`layouts.hlo_analysis`), bytes per
+  chip per step by kind, loop bodies counted once per trip (per layer); collective-permute is
+  `other`. `details["collectives"]` breaks them down by kind, mesh axes and whether they sit in the
+  layer loop.
+- the compiler's cost analysis, labelled as such in `details["compiler_cost"]` (XLA counts a while
+  loop's body once, so its FLOPs and bytes cover one layer of the scan, not all of them; its time
+  estimate is reported only where the backend gives a positive one).
+
+A prefill row compiles `prefill` of `batch × input_len` tokens into a cache of exactly `input_len`
+(its context_len is input_len: the prompt fills the cache, so the KV bytes are the prompt's). A
+decode row compiles one `decode_step` against a cache of `context_len`.
+
+A program the compiler rejects for memory (TPU compiles fail with RESOURCE_EXHAUSTED rather than
+produce a program that cannot run) is an ok row with `fits: false`, the argument shards and the
+compiler's reported requirement; any other compiler failure is an error row with its reason.
+"""
+
+import re
+import time
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from layouts.cell import Cell, ResolvedCell
+from layouts.hlo_analysis import collectives, row_bytes, summarize
+from layouts.mesh import make_mesh
+from layouts.result_row import COMMUNICATION_KEYS, ResultRow
+from layouts.steps import build_steps
+from layouts.targets import Target, get_target
+from zoo.errors import ZooError
+from zoo.kv_cache import abstract_cache
+from zoo.transformer import build_abstract
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def abstract_model(config, weights: str):
+    """The model's shapes and dtypes (int8 weights quantized abstractly), allocating nothing."""
+    model = build_abstract(config)
+    if weights == "int8":
+        from zoo.quantization import quantize
+
+        model = eqx.filter_eval_shape(quantize, model)
+    return model
+
+
+def _shard_bytes(tree) -> int:
+    """Per-chip bytes of a tree of sharded ShapeDtypeStructs (the largest shard: shards are equal
+    when dimensions divide, which the resolver enforces)."""
+    total = 0
+    for leaf in jax.tree.leaves(tree):
+        shard = leaf.sharding.shard_shape(leaf.shape)
+        total += int(np.prod(shard, dtype=np.int64)) * leaf.dtype.itemsize
+    return total
+
+
+def _base_row(resolved: ResolvedCell, phase: str, target: Target) -> ResultRow:
+    cell = resolved.cell
+    return ResultRow(
+        model=cell.model,
+        layout=resolved.layout_name(phase),
+        attention=resolved.attention_name(phase),
+        chips=cell.chips,
+        mesh=resolved.mesh_name(phase),
+        target=cell.target,
+        phase=phase,
+        batch=cell.batch,
+        input_len=cell.input_len,
+        context_len=cell.input_len if phase == "prefill" else cell.decode_context,
+        gen_tokens=cell.gen_tokens,
+        weights=cell.weights,
+        source="compile",
+        hbm_bytes=target.hbm_bytes(),
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error)
+    # XLA's messages may carry a source trace after the reason; the first lines are the reason.
+    text = text.split("=== Source Location Trace")[0]
+    return " ".join(text.split())[:1000] or type(error).__name__
+
+
+def _reported_requirement(message: str) -> int | None:
+    """The bytes a RESOURCE_EXHAUSTED message says the program needs, e.g. '(132.49G)'."""
+    match = re.search(r"required for [^(]*\((\d+(?:\.\d+)?)([KMGT]?)\)", message) or re.search(r"Used (\d+(?:\.\d+)?)([KMGT]?) of", message)
+    if not match:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def compile_phase(resolved: ResolvedCell, phase: str, devices) -> tuple:
+    """Lowers and compiles one phase's step; returns (compiled or the compiler's exception, mesh,
+    abstract arguments, seconds spent compiling). Input errors (ZooError) propagate."""
+    cell, config = resolved.cell, resolved.config
+    partitioning = resolved.partitionings[phase]
+    mesh = make_mesh(resolved.mesh_shapes[phase], devices)
+    model = abstract_model(config, cell.weights)
+    if phase == "prefill":
+        input_len, max_len = cell.input_len, cell.input_len
+    else:
+        input_len, max_len = 1, cell.decode_context
+    steps = build_steps(model, partitioning, partitioning, mesh, batch=cell.batch, input_len=input_len, max_len=max_len, cache_dtype=cell.kv_dtype)
+    program = getattr(steps, phase)
+    arguments = program.abstract_arguments(model, abstract_cache(config, cell.batch, max_len, cell.kv_dtype))
+    started = time.perf_counter()
+    try:
+        compiled = program.step.lower(*arguments).compile()
+    except ZooError:
+        raise
+    except Exception as error:  # the compiler's own failure: reported in the row, not raised
+        return error, mesh, arguments, time.perf_counter() - started
+    return compiled, mesh, arguments, time.perf_counter() - started
+
+
+def compile_cell(cell: Cell) -> list[ResultRow]:
+    """One `compile` row per phase of the cell. Unknown names, indivisible dimensions and bad
+    targets raise (ZooError subclasses); a compiler failure is an error row."""
+    resolved = cell.resolve()
+    target = get_target(cell.target, cell.chips)
+    devices = target.devices()
+    rows = []
+    for phase in cell.phases:
+        row = _base_row(resolved, phase, target)
+        compiled, mesh, arguments, seconds = compile_phase(resolved, phase, devices)
+        row.compile_time_s = seconds
+        model_arguments, _, cache_arguments = arguments
+        weights_bytes, kv_bytes = _shard_bytes(model_arguments), _shard_bytes((cache_arguments.k, cache_arguments.v))
+        if isinstance(compiled, Exception):
+            message = _one_line(compiled)
+            if "RESOURCE_EXHAUSTED" in message or "Ran out of memory" in message:
+                required = _reported_requirement(message)
+                total = max(weights_bytes + kv_bytes, required or 0)
+                row.memory_per_chip_bytes = {"weights": weights_bytes, "kv_cache": kv_bytes, "other": total - weights_bytes - kv_bytes, "total": total}
+                row.fits = False
+                row.details = {"compiler_error": message, "compiler_required_bytes": required}
+            else:
+                row = row.failed(message)
+            rows.append(row)
+            continue
+        rows.append(_fill(row, compiled, mesh, weights_bytes, kv_bytes))
+    return rows
+
+
+def _fill(row: ResultRow, compiled, mesh, weights_bytes: int, kv_bytes: int) -> ResultRow:
+    memory = compiled.memory_analysis()
+    compiler_memory = None
+    if memory is not None:
+        compiler_memory = {
+            "arguments": int(memory.argument_size_in_bytes),
+            "outputs": int(memory.output_size_in_bytes),
+            "aliased": int(memory.alias_size_in_bytes),
+            "temporaries": int(memory.temp_size_in_bytes),
+            "generated_code": int(memory.generated_code_size_in_bytes),
+        }
+        total = (
+            compiler_memory["arguments"] + compiler_memory["outputs"] - compiler_memory["aliased"]
+            + compiler_memory["temporaries"] + compiler_memory["generated_code"]
+        )  # fmt: skip
+        row.memory_per_chip_bytes = {"weights": weights_bytes, "kv_cache": kv_bytes, "other": total - weights_bytes - kv_bytes, "total": total}
+        row.fits = None if row.hbm_bytes is None else total <= row.hbm_bytes
+    else:
+        row.memory_per_chip_bytes = {"weights": weights_bytes, "kv_cache": kv_bytes, "other": None, "total": None}
+    found = collectives(compiled, mesh)
+    communication = row_bytes(found)
+    row.comm_bytes_per_chip = {key: communication.get(key, 0.0) for key in COMMUNICATION_KEYS}
+    row.details = {
+        "compiler_memory": compiler_memory,
+        "compiler_cost": _compiler_cost(compiled),
+        "collectives": summarize(found),
+    }
+    return row
+
+
+def _compiler_cost(compiled) -> dict | None:
+    """XLA's cost analysis (loop bodies counted once; see the module docstring)."""
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # some backends have none
+        return None
+    if isinstance(cost, list):
+        cost = cost[0] if cost else None
+    if not cost:
+        return None
+    seconds = cost.get("optimal_seconds")
+    return {
+        "source": "XLA cost analysis (while-loop bodies counted once)",
+        "flops": cost.get("flops"),
+        "bytes_accessed": cost.get("bytes accessed"),
+        "optimal_seconds": seconds if seconds is not None and seconds > 0 else None,
+    }
+
+
+def cross_check(compile_row: ResultRow, estimate_row: ResultRow) -> dict[str, float | None]:
+    """Compiled ÷ estimated, per chip: weight and KV bytes, and collective bytes per step by kind.
+    None where either side has no figure; 1.0 where both are zero."""
+    if (compile_row.model, compile_row.phase, compile_row.layout, compile_row.mesh) != (
+        estimate_row.model, estimate_row.phase, estimate_row.layout, estimate_row.mesh
+    ):  # fmt: skip
+        raise ZooError(
+            f"cross_check needs rows of the same cell, got {compile_row.model}/{compile_row.phase}/{compile_row.layout}/{compile_row.mesh} "
+            f"and {estimate_row.model}/{estimate_row.phase}/{estimate_row.layout}/{estimate_row.mesh}"
+        )
+
+    def ratio(compiled, estimated):
+        if compiled is None or estimated is None:
+            return None
+        if estimated == 0:
+            return 1.0 if compiled == 0 else float("inf")
+        return compiled / estimated
+
+    ratios = {key: ratio(compile_row.memory_per_chip_bytes.get(key), estimate_row.memory_per_chip_bytes.get(key)) for key in ("weights", "kv_cache")}
+    for key in COMMUNICATION_KEYS:
+        ratios[key] = ratio(compile_row.comm_bytes_per_chip.get(key), estimate_row.comm_bytes_per_chip.get(key))
+    return ratios

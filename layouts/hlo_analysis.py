@@ -1,0 +1,359 @@
+"""The collectives of an optimized XLA program: what a compiled step really communicates.
+
+`collectives(compiled, mesh)` reads the optimized HLO (`compiled.as_text()`) and returns one
+`Collective` per collective instruction: its kind, its bytes per chip for one execution, the mesh
+axes its replica groups span, and how many times it runs per step (the product of the trip counts
+of the while loops around it: the layer scan is a while loop, so a collective in its body runs once
+per layer). Asynchronous pairs (`all-gather-start` / `-done`) count once, at the start.
+
+Bytes per chip follow reference/paper.md §4, the convention the estimator uses:
+- all-gather: the per-chip output (the gathered buffer);
+- reduce-scatter: the per-chip input (the buffer before scattering);
+- all-reduce, all-to-all, collective-permute: the per-chip buffer (input and output are the same size).
+Sizes are logical (elements × dtype bytes); the tiling padding a TPU layout adds is not counted.
+
+Replica groups hold device ids that index the program's device assignment, which for a program
+jitted over a `Mesh` is the mesh's devices in row-major order; so id i sits at mesh coordinate
+`unravel_index(i, mesh shape)`, and a group spans the mesh axes along which its members differ.
+"""
+
+import dataclasses
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+KINDS = ("all-gather", "reduce-scatter", "all-reduce", "all-to-all", "collective-permute")
+# The result row's comm_bytes_per_chip keys; collective-permute goes to "other".
+ROW_KEY = {"all-gather": "all_gather", "reduce-scatter": "reduce_scatter", "all-reduce": "all_reduce", "all-to-all": "all_to_all", "collective-permute": "other"}
+
+_DTYPE_BYTES = {
+    "pred": 1, "s8": 1, "u8": 1, "f8e4m3fn": 1, "f8e5m2": 1, "f8e4m3b11fnuz": 1, "f8e4m3fnuz": 1, "f8e5m2fnuz": 1,
+    "s4": 0.5, "u4": 0.5, "bf16": 2, "f16": 2, "s16": 2, "u16": 2,
+    "f32": 4, "s32": 4, "u32": 4, "f64": 8, "s64": 8, "u64": 8, "c64": 8, "c128": 16, "token": 0,
+}  # fmt: skip
+_ARRAY = re.compile(r"\b([a-z][a-z0-9]*)\[([0-9,]*)\]")
+_COMPUTATION_HEADER = re.compile(r"^(ENTRY\s+)?%?([\w.\-]+)\s*\(.*\{\s*$")
+_INSTRUCTION = re.compile(r"^\s*(ROOT\s+)?%?([\w.\-]+)\s*=\s*")
+_CALLED = re.compile(r"\b(calls|to_apply|body|condition|true_computation|false_computation|branch_computations)=(\{[^}]*\}|%?[\w.\-]+)")
+
+
+class HloParseError(ValueError):
+    """Optimized HLO this parser does not understand (a new replica-group syntax, say)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Collective:
+    kind: str  # one of KINDS
+    bytes_per_chip: float  # one execution, per chip, by the convention above
+    mesh_axes: tuple[str, ...]  # the mesh axes its groups span, in mesh order
+    count: int  # executions per step (trip counts of the loops around it multiplied)
+    in_loop: bool  # inside a while loop (the layer scan): the per-layer hot path
+    shape: str  # result shape(s) without layout, e.g. "bf16[8,1,512]"
+    name: str  # the instruction's name in the HLO
+    group_size: int  # chips per replica group
+
+    @property
+    def bytes_per_step(self) -> float:
+        return self.bytes_per_chip * self.count
+
+
+@dataclasses.dataclass
+class _Instruction:
+    name: str
+    shape: str
+    opcode: str
+    operands: list[str]
+    attributes: str
+    arguments: str  # the text between the opcode's parentheses (a constant's value)
+
+
+@dataclasses.dataclass
+class _Computation:
+    name: str
+    is_entry: bool
+    instructions: dict[str, _Instruction]
+
+
+def _matching(text: str, start: int, open_char: str, close_char: str) -> int:
+    """Index just past the bracket that closes the one at `start`."""
+    depth = 0
+    for index in range(start, len(text)):
+        if text[index] == open_char:
+            depth += 1
+        elif text[index] == close_char:
+            depth -= 1
+            if depth == 0:
+                return index + 1
+    raise HloParseError(f"unbalanced {open_char}{close_char} in: {text[:200]}")
+
+
+def _parse_instruction(line: str) -> _Instruction | None:
+    match = _INSTRUCTION.match(line)
+    if not match:
+        return None
+    name, position = match.group(2), match.end()
+    if line[position] == "(":
+        end = _matching(line, position, "(", ")")
+    else:
+        end = line.index(" ", position)
+    shape = line[position:end]
+    rest = line[end:].lstrip()
+    paren = rest.find("(")
+    if paren < 0:
+        return None
+    opcode = rest[:paren]
+    close = _matching(rest, paren, "(", ")")
+    operands = re.findall(r"%([\w.\-]+)", rest[paren:close])
+    return _Instruction(name, shape, opcode, operands, rest[close:], rest[paren + 1 : close - 1])
+
+
+def parse_module(text: str) -> dict[str, _Computation]:
+    computations: dict[str, _Computation] = {}
+    current: _Computation | None = None
+    for line in text.splitlines():
+        if current is None:
+            header = _COMPUTATION_HEADER.match(line)
+            if header and not line.startswith(" "):
+                current = _Computation(header.group(2), bool(header.group(1)), {})
+            continue
+        if line.startswith("}"):
+            computations[current.name] = current
+            current = None
+            continue
+        instruction = _parse_instruction(line)
+        if instruction is not None:
+            current.instructions[instruction.name] = instruction
+    if not any(computation.is_entry for computation in computations.values()):
+        raise HloParseError("no ENTRY computation in the HLO text")
+    return computations
+
+
+def _array_bytes(shape: str) -> float:
+    total = 0.0
+    for dtype, dims in _ARRAY.findall(shape):
+        if dtype not in _DTYPE_BYTES:
+            raise HloParseError(f"unknown element type {dtype!r} in shape {shape}")
+        total += math.prod(int(size) for size in dims.split(",") if size) * _DTYPE_BYTES[dtype]
+    return total
+
+
+def _logical_shape(shape: str) -> str:
+    return ", ".join(f"{dtype}[{dims}]" for dtype, dims in _ARRAY.findall(shape))
+
+
+def _trip_count(loop: _Instruction, computations: Mapping[str, _Computation]) -> int:
+    """The loop's trip count: the compiler's `known_trip_count`, else the bound its condition
+    compares the counter with (a scan counts from 0 while counter < bound)."""
+    known = re.search(r'"known_trip_count"\s*:\s*\{\s*"n"\s*:\s*"(\d+)"', loop.attributes)
+    if known:
+        return int(known.group(1))
+    condition = re.search(r"\bcondition=%?([\w.\-]+)", loop.attributes)
+    if not condition or condition.group(1) not in computations:
+        raise HloParseError(f"while loop {loop.name} has no condition computation")
+    instructions = computations[condition.group(1)].instructions
+    for instruction in instructions.values():
+        if instruction.opcode != "compare":
+            continue
+        direction = re.search(r"direction=(\w+)", instruction.attributes)
+        for operand in instruction.operands:
+            constant = instructions.get(operand)
+            if constant is None or constant.opcode != "constant":
+                continue
+            value = re.fullmatch(r"\s*(-?\d+)\s*", constant.arguments)
+            if value and direction and direction.group(1) in ("LT", "GT", "NE"):
+                return int(value.group(1))
+            if value and direction and direction.group(1) in ("LE", "GE"):
+                return int(value.group(1)) + 1
+    raise HloParseError(f"cannot find the trip count of while loop {loop.name}")
+
+
+def _multipliers(computations: Mapping[str, _Computation]) -> tuple[dict[str, int], dict[str, bool]]:
+    """Executions per step of every computation reachable from ENTRY, and whether it runs inside a loop."""
+    calls: dict[str, list[tuple[str, int, bool]]] = defaultdict(list)  # caller -> (callee, factor, is_loop_body)
+    for computation in computations.values():
+        for instruction in computation.instructions.values():
+            for attribute, value in _CALLED.findall(instruction.attributes):
+                names = re.findall(r"%?([\w.\-]+)", value.strip("{}"))
+                if attribute == "body":
+                    factor, loop = _trip_count(instruction, computations), True
+                elif attribute == "condition":
+                    continue  # conditions compute no collectives
+                else:
+                    factor, loop = 1, False
+                for name in names:
+                    if name in computations:
+                        calls[computation.name].append((name, factor, loop))
+    entry = next(name for name, computation in computations.items() if computation.is_entry)
+    multiplier: dict[str, int] = defaultdict(int)
+    in_loop: dict[str, bool] = defaultdict(bool)
+
+    def visit(name: str, times: int, looped: bool) -> None:
+        multiplier[name] += times
+        in_loop[name] = in_loop[name] or looped
+        for callee, factor, loop in calls.get(name, ()):
+            visit(callee, times * factor, looped or loop)
+
+    visit(entry, 1, False)
+    return dict(multiplier), dict(in_loop)
+
+
+def _iota_groups(text: str) -> np.ndarray:
+    """`[G,S]<=[d0,d1,...]T(p...)`: iota over d, transposed by p, reshaped to G groups of S."""
+    match = re.fullmatch(r"\[([\d,]+)\]<=\[([\d,]+)\](?:T\(([\d,]+)\))?", text)
+    if not match:
+        raise HloParseError(f"unrecognised iota replica groups {text!r}")
+    group_shape = [int(size) for size in match.group(1).split(",")]
+    dims = [int(size) for size in match.group(2).split(",")]
+    ids = np.arange(math.prod(dims)).reshape(dims)
+    if match.group(3):
+        ids = ids.transpose([int(axis) for axis in match.group(3).split(",")])
+    return ids.reshape(group_shape[0], -1)
+
+
+def _mesh_groups(attributes: str) -> np.ndarray:
+    """`mesh['axis_0'=A,'axis_1'=B], device_ids=([..]T(..)) {'axis_1'}`: devices laid on a mesh
+    (iota, or the given transposed iota), grouped along the listed axes."""
+    match = re.search(r"replica_groups=mesh\[([^\]]*)\](?:,\s*device_ids=\(([^)]*\)?)\))?(?:\s*\{([^}]*)\})?", attributes)
+    if not match:
+        raise HloParseError(f"unrecognised mesh replica groups in {attributes[:200]!r}")
+    axes = re.findall(r"'([^']+)'\s*=\s*(\d+)", match.group(1))
+    if not axes or len(axes) != match.group(1).count("="):
+        raise HloParseError(f"unrecognised mesh replica groups {match.group(0)!r}")
+    names = [name for name, _ in axes]
+    sizes = [int(size) for _, size in axes]
+    count = math.prod(sizes)
+    if match.group(2):
+        device_ids = re.fullmatch(r"\[([\d,]+)\](?:T\(([\d,]+)\))?", match.group(2).strip())
+        if not device_ids:
+            raise HloParseError(f"unrecognised device_ids {match.group(2)!r}")
+        ids = np.arange(count).reshape([int(size) for size in device_ids.group(1).split(",")])
+        if device_ids.group(2):
+            ids = ids.transpose([int(axis) for axis in device_ids.group(2).split(",")])
+        ids = ids.reshape(sizes)
+    else:
+        ids = np.arange(count).reshape(sizes)
+    grouped = re.findall(r"'([^']+)'", match.group(3) or "") if match.group(3) is not None else names
+    unknown = [name for name in grouped if name not in names]
+    if unknown:
+        raise HloParseError(f"replica groups name axis {unknown[0]!r} not in {names}")
+    order = [axis for axis, name in enumerate(names) if name not in grouped] + [names.index(name) for name in grouped]
+    group_size = math.prod(sizes[names.index(name)] for name in grouped)
+    return ids.transpose(order).reshape(-1, group_size)
+
+
+def replica_groups(instruction_attributes: str, device_count: int) -> np.ndarray:
+    """The replica groups of a collective as a [groups, size] array of device ids."""
+    pairs = re.search(r"source_target_pairs=\{(.*?)\}\}", instruction_attributes)
+    if pairs:
+        return np.array([[int(a), int(b)] for a, b in re.findall(r"\{(\d+),(\d+)\}", pairs.group(0))])
+    if "replica_groups=mesh[" in instruction_attributes:
+        return _mesh_groups(instruction_attributes)
+    iota = re.search(r"replica_groups=(\[[\d,]+\]<=\[[\d,]+\](?:T\([\d,]+\))?)", instruction_attributes)
+    if iota:
+        return _iota_groups(iota.group(1))
+    explicit = re.search(r"replica_groups=\{((?:\{[\d,]*\},?)*)\}", instruction_attributes)
+    if explicit:
+        groups = [[int(i) for i in group.split(",") if i] for group in re.findall(r"\{([\d,]*)\}", explicit.group(1))]
+        groups = [group for group in groups if group]
+        if not groups:
+            return np.arange(device_count).reshape(1, -1)
+        if len({len(group) for group in groups}) != 1:
+            raise HloParseError(f"replica groups of unequal sizes: {groups}")
+        return np.array(groups)
+    return np.arange(device_count).reshape(1, -1)
+
+
+def spanned_axes(groups: np.ndarray, mesh_shape: Mapping[str, int]) -> tuple[str, ...]:
+    """The mesh axes along which the members of any group differ."""
+    names, sizes = list(mesh_shape), [mesh_shape[name] for name in mesh_shape]
+    if groups.size == 0 or groups.max() >= math.prod(sizes):
+        return ()
+    coordinates = np.stack(np.unravel_index(groups, sizes), axis=-1)  # [groups, members, axes]
+    varies = (coordinates != coordinates[:, :1]).any(axis=(0, 1))
+    return tuple(name for name, differs in zip(names, varies) if differs)
+
+
+def _kind(opcode: str) -> str | None:
+    base = opcode.removesuffix("-start")
+    return base if base in KINDS and not opcode.endswith("-done") else None
+
+
+def _mesh_shape(mesh) -> dict[str, int]:
+    if mesh is None:
+        return {}
+    if isinstance(mesh, Mapping):
+        return dict(mesh)
+    return dict(zip(mesh.axis_names, mesh.devices.shape))
+
+
+def collectives_from_text(text: str, mesh=None) -> list[Collective]:
+    """The collectives of optimized HLO text; `mesh` (a Mesh or {axis: size} in mesh order) maps
+    replica groups to mesh axes (without one, `mesh_axes` is empty)."""
+    computations = parse_module(text)
+    multiplier, looped = _multipliers(computations)
+    mesh_shape = _mesh_shape(mesh)
+    device_count = math.prod(mesh_shape.values()) if mesh_shape else 1
+    found = []
+    for computation in computations.values():
+        times = multiplier.get(computation.name, 0)
+        if times == 0:
+            continue
+        done_shapes = {
+            instruction.operands[0]: instruction.shape
+            for instruction in computation.instructions.values()
+            if instruction.opcode.endswith("-done") and instruction.operands
+        }
+        for instruction in computation.instructions.values():
+            kind = _kind(instruction.opcode)
+            if kind is None:
+                continue
+            shape = done_shapes.get(instruction.name, instruction.shape) if instruction.opcode.endswith("-start") else instruction.shape
+            groups = replica_groups(instruction.attributes, device_count)
+            if kind == "collective-permute":
+                group_size = 2
+                pairs = [(a, b) for a, b in groups if a != b]
+                axes = spanned_axes(np.array(pairs), mesh_shape) if pairs and mesh_shape else ()
+            else:
+                group_size = groups.shape[1]
+                axes = spanned_axes(groups, mesh_shape) if mesh_shape else ()
+            if kind == "reduce-scatter":
+                operand_shapes = [computation.instructions[name].shape for name in instruction.operands if name in computation.instructions]
+                size = sum(_array_bytes(s) for s in operand_shapes) if operand_shapes else _array_bytes(shape) * group_size
+            else:
+                size = _array_bytes(shape)
+            found.append(Collective(kind, size, axes, times, looped.get(computation.name, False), _logical_shape(shape), instruction.name, group_size))
+    return found
+
+
+def collectives(compiled, mesh=None) -> list[Collective]:
+    """The collectives of a compiled program (`jax.stages.Compiled`) over `mesh`."""
+    return collectives_from_text(compiled.as_text(), mesh)
+
+
+def bytes_by_kind(found: Iterable[Collective], in_loop: bool | None = None) -> dict[str, float]:
+    """Bytes per chip per step by kind (every kind present, zero where none); `in_loop` True keeps
+    only the layer loop's (the hot path), False only the rest."""
+    totals = dict.fromkeys(KINDS, 0.0)
+    for collective in found:
+        if in_loop is None or collective.in_loop == in_loop:
+            totals[collective.kind] += collective.bytes_per_step
+    return totals
+
+
+def row_bytes(found: Iterable[Collective]) -> dict[str, float]:
+    """bytes_by_kind under the result row's comm_bytes_per_chip keys."""
+    return {ROW_KEY[kind]: value for kind, value in bytes_by_kind(found).items()}
+
+
+def summarize(found: Iterable[Collective]) -> list[dict]:
+    """One entry per (kind, mesh axes, in loop): executions and bytes per step; for result rows."""
+    groups: dict[tuple, dict] = {}
+    for collective in found:
+        key = (collective.kind, collective.mesh_axes, collective.in_loop)
+        entry = groups.setdefault(key, {"kind": collective.kind, "mesh_axes": "".join(collective.mesh_axes), "in_loop": collective.in_loop, "per_step": 0, "bytes_per_step": 0.0})
+        entry["per_step"] += collective.count
+        entry["bytes_per_step"] += collective.bytes_per_step
+    return sorted(groups.values(), key=lambda entry: (entry["kind"], not entry["in_loop"], entry["mesh_axes"]))

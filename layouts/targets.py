@@ -1,0 +1,198 @@
+"""Compile targets: the TPU slices a program can be compiled for without a TPU present, and `local`.
+
+A TPU target is a chip generation and a physical slice shape. libtpu describes the slice as a
+topology (`jax.experimental.topologies.get_topology_desc`), whose devices are abstract chips that
+a mesh can be laid over and a program compiled for, on any Linux x86-64 machine. A target is written
+`tpu-v4` (the chip count picks the standard slice shape: 64 chips is 4x4x4), or with the shape,
+`tpu-v4:4x4x8`. `local` is the devices this process sees (the CPU's, with forced host devices, a
+GPU, or a real TPU slice).
+
+libtpu's smallest slice is one host's 2x2 chips, so TPU targets have 4 chips or more.
+"""
+
+import contextlib
+import dataclasses
+import functools
+import math
+import os
+import re
+import tempfile
+
+import jax
+
+from layouts.errors import TargetError
+
+LOCAL = "local"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChipFamily:
+    name: str  # the target's name, e.g. "tpu-v4"
+    topology_prefix: str  # libtpu's name for the generation in a topology name, e.g. "v4"
+    chip_config: str | None  # v4 compiles one device per chip only as "megacore"
+    slice_shapes: dict[int, tuple[int, ...]]  # chip count -> standard physical slice shape
+    hbm_bytes: int  # per chip, from the public spec sheet cited beside each family below
+
+
+GiB = 2**30
+
+_THREE_D = {
+    4: (2, 2, 1),
+    8: (2, 2, 2),
+    16: (2, 2, 4),
+    32: (2, 4, 4),
+    64: (4, 4, 4),
+    128: (4, 4, 8),
+    256: (4, 8, 8),
+    512: (8, 8, 8),
+    1024: (8, 8, 16),
+    2048: (8, 16, 16),
+    4096: (16, 16, 16),
+}
+_TWO_D = {4: (2, 2), 8: (2, 4), 16: (4, 4), 32: (4, 8), 64: (8, 8), 128: (8, 16), 256: (16, 16)}
+
+FAMILIES: dict[str, ChipFamily] = {
+    family.name: family
+    for family in (
+        # TPU v4: 32 GiB HBM per chip (reference/paper.md §2; cloud.google.com/tpu/docs/v4).
+        ChipFamily("tpu-v4", "v4", "megacore", _THREE_D, 32 * GiB),
+        # TPU v5e: 16 GiB HBM per chip, 2D torus up to 256 chips (cloud.google.com/tpu/docs/v5e).
+        ChipFamily("tpu-v5e", "v5e", None, _TWO_D, 16 * GiB),
+        # TPU v5p: 95 GiB HBM per chip, 3D torus (cloud.google.com/tpu/docs/v5p).
+        ChipFamily("tpu-v5p", "v5p", None, _THREE_D, 95 * GiB),
+        # TPU v6e (Trillium): 32 GiB HBM per chip, 2D torus up to 256 chips (cloud.google.com/tpu/docs/v6e).
+        ChipFamily("tpu-v6e", "v6e", None, _TWO_D, 32 * GiB),
+    )
+}
+
+
+def target_names() -> tuple[str, ...]:
+    """Every target name a user may give (a TPU family also takes `:SHAPE`)."""
+    return (*FAMILIES, LOCAL)
+
+
+def valid_targets_line() -> str:
+    parts = [f"{name} (chips {', '.join(str(n) for n in family.slice_shapes)}; or {name}:SHAPE)" for name, family in FAMILIES.items()]
+    return "; ".join([*parts, f"{LOCAL} (the devices present)"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A resolved target: where a cell's program is compiled for, and how much memory a chip has."""
+
+    name: str  # as the user gave it: "tpu-v4", "tpu-v4:4x4x8" or "local"
+    family: ChipFamily | None  # None for local
+    slice_shape: tuple[int, ...] | None  # physical shape of a TPU slice
+    chips: int
+
+    @property
+    def is_tpu_topology(self) -> bool:
+        return self.family is not None
+
+    @property
+    def topology_name(self) -> str | None:
+        if self.family is None:
+            return None
+        return f"{self.family.topology_prefix}:{'x'.join(str(size) for size in self.slice_shape)}"
+
+    @property
+    def chip(self) -> str:
+        return self.family.name if self.family is not None else LOCAL
+
+    def devices(self) -> list:
+        """The devices to lay a mesh over: a topology's abstract chips, or the local devices."""
+        if self.family is None:
+            return list(jax.devices())[: self.chips]
+        return list(_topology_devices(self.topology_name, self.family.chip_config))
+
+    def hbm_bytes(self) -> int | None:
+        """Memory per chip: the hardware preset's HBM for a TPU; a local accelerator's reported
+        limit; None for the host CPU (its memory is the machine's)."""
+        if self.family is not None:
+            return _hbm_of(self.family)
+        device = jax.devices()[0]
+        stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+        return int(stats["bytes_limit"]) if stats and "bytes_limit" in stats else None
+
+
+def _hbm_of(family: ChipFamily) -> int:
+    try:
+        from layouts.hardware import get_chip  # the hardware presets, where they exist
+    except ImportError:
+        return family.hbm_bytes
+    try:
+        return int(get_chip(family.name).hbm_bytes)
+    except Exception:  # a preset table without this chip: keep the spec-sheet figure above
+        return family.hbm_bytes
+
+
+def get_target(spec: str, chips: int) -> Target:
+    """The target `spec` for a cell of `chips` chips; raises TargetError naming the valid ones."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise TargetError(f"empty target; valid: {valid_targets_line()}")
+    text = spec.strip()
+    if text == LOCAL:
+        available = len(jax.devices())
+        if chips > available:
+            raise TargetError(
+                f"target local has {available} {jax.devices()[0].platform} device(s), the cell needs {chips}; "
+                f"compile for a TPU topology instead, e.g. --target tpu-v4 ({valid_targets_line()})"
+            )
+        return Target(LOCAL, None, None, chips)
+    name, _, shape_text = text.partition(":")
+    family = FAMILIES.get(name)
+    if family is None:
+        raise TargetError(f"unknown target {spec!r}; valid: {valid_targets_line()}")
+    rank = len(next(iter(family.slice_shapes.values())))
+    if shape_text:
+        if not re.fullmatch(r"[1-9]\d*(x[1-9]\d*)*", shape_text) or shape_text.count("x") + 1 != rank:
+            raise TargetError(f"malformed slice shape {shape_text!r} for {name}: expected {rank} sizes like {'x'.join(['4'] * rank)}")
+        shape = tuple(int(size) for size in shape_text.split("x"))
+        if math.prod(shape) != chips:
+            raise TargetError(f"target {spec} has {math.prod(shape)} chips but the cell has chips={chips}")
+        if shape[0] % 2 or shape[1] % 2:
+            raise TargetError(f"slice {shape_text} of {name} is not made of 2x2 hosts; standard shapes: {_standard_shapes(family)}")
+    else:
+        shape = family.slice_shapes.get(chips)
+        if shape is None:
+            raise TargetError(
+                f"{name} has no standard slice of {chips} chips; valid chip counts: "
+                f"{', '.join(str(n) for n in family.slice_shapes)} (or give the shape: {name}:SHAPE)"
+            )
+    return Target(text, family, shape, chips)
+
+
+def _standard_shapes(family: ChipFamily) -> str:
+    return ", ".join("x".join(str(size) for size in shape) for shape in family.slice_shapes.values())
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """libtpu writes its start-up warnings (no TPU accelerator type, no worker host names) straight
+    to file descriptor 2 when no TPU is present; they say nothing about a topology compile."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@functools.cache
+def _topology_devices(topology_name: str, chip_config: str | None) -> tuple:
+    from jax.experimental import topologies
+
+    kwargs = {} if chip_config is None else {"chip_config_name": chip_config}
+    try:
+        with _quiet_stderr():
+            topology = topologies.get_topology_desc(platform="tpu", topology_name=topology_name, **kwargs)
+    except Exception as error:  # libtpu missing, or a shape it rejects: say which, in one line
+        reason = " ".join(str(error).split())
+        raise TargetError(f"cannot describe TPU topology {topology_name}: {reason}") from None
+    return tuple(topology.devices)
