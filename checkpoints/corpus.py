@@ -1,6 +1,6 @@
 """The text the shipped model learns from: the Python standard library's own source files, present on
 every machine with Python and no download. Their text is under the PSF licence (see
-checkpoints/palm-4m/LICENCE-DATA.txt).
+checkpoints/palm-4m/LICENCE-DATA.txt, which the training script writes beside the checkpoint).
 
 Files are split by a hash of their path relative to the stdlib root, so the split is the same on every
 machine that has the same file, and a held-out file is never seen in training whatever else differs.
@@ -46,6 +46,16 @@ def source_files(split: str, root: pathlib.Path | None = None) -> list[pathlib.P
 def corpus_bytes(split: str, root: pathlib.Path | None = None) -> np.ndarray:
     """The split's files concatenated as one uint8 array of bytes."""
     return np.frombuffer(b"".join(path.read_bytes() for path in source_files(split, root)), dtype=np.uint8)
+
+
+# The held-out set every report and test of the shipped model uses: 32 windows of 257 bytes (256
+# predicted bytes each), 8,192 predictions spread evenly over the held-out files.
+HELD_OUT_WINDOWS = 32
+HELD_OUT_WINDOW_BYTES = 257
+
+
+def held_out_windows() -> np.ndarray:
+    return windows(corpus_bytes("held-out"), HELD_OUT_WINDOW_BYTES, HELD_OUT_WINDOWS)
 
 
 def windows(text: np.ndarray, length: int, count: int, *, offset: int = 0) -> np.ndarray:

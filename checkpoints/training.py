@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from checkpoints.corpus import corpus_bytes, windows
+from checkpoints.corpus import corpus_bytes, held_out_windows
 from checkpoints.evaluate import bits_per_byte, next_byte_loss
 from zoo import Transformer, get_preset
 
@@ -31,7 +31,6 @@ class TrainingRecipe:
     final_learning_rate_fraction: float = 0.1
     weight_decay: float = 0.1
     gradient_clip: float = 1.0
-    evaluation_windows: int = 64
 
 
 def _decays(model: Transformer):
@@ -59,7 +58,7 @@ def train(recipe: TrainingRecipe = TrainingRecipe(), log=print) -> Transformer:
     config = get_preset(recipe.preset).replace(dtype="float32")
     model = Transformer(config, key=jax.random.key(recipe.seed))
     text = corpus_bytes("train")
-    held_out = windows(corpus_bytes("held-out"), recipe.sequence_length + 1, recipe.evaluation_windows)
+    held_out = held_out_windows()
     tx = optimizer(recipe, model)
     state = tx.init(eqx.filter(model, eqx.is_array))
 

@@ -5,6 +5,7 @@ import click
 
 from cli.commands_models import models
 from cli.commands_generate import generate
+from cli.commands_checkpoint import checkpoint
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,3 +15,4 @@ def main() -> None:
 
 main.add_command(models)
 main.add_command(generate)
+main.add_command(checkpoint)
