@@ -11,6 +11,7 @@ from zoo.generation import Generated, generate, generate_jit
 from zoo.inference import decode_step, forward, prefill
 from zoo.kv_cache import KVCache, abstract_cache, init_cache
 from zoo.presets import PAPER_MODELS, PRESETS, get_preset
+from zoo.quantization import quantize
 from zoo.sampling import GREEDY, Sampling, sample
 from zoo.transformer import Transformer, build_abstract
 from zoo.weights import AbstractWeight, Int8Weight, Weight
@@ -42,5 +43,6 @@ __all__ = [
     "init_cache",
     "no_constraint",
     "prefill",
+    "quantize",
     "sample",
 ]
