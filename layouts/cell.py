@@ -11,6 +11,7 @@ from layouts.errors import MeshError
 from layouts.layout import Partitioning
 from layouts.mesh import MeshShape, choose_mesh_shape, format_mesh, parse_mesh
 from layouts.registry import get_attention_layout, get_layout
+from layouts.result_row import ResultRow, Source
 from zoo.config import ModelConfig
 from zoo.errors import ZooError
 from zoo.presets import get_preset
@@ -90,4 +91,24 @@ class ResolvedCell:
 
     def attention_name(self, phase: str) -> str:
         return self.partitionings[phase].attention.name
+
+    def row(self, phase: str, source: Source, *, target: str | None = None, hbm_bytes: int | None = None) -> ResultRow:
+        """This cell's result row for `phase`, with the keys every source shares filled in."""
+        cell = self.cell
+        return ResultRow(
+            model=cell.model,
+            layout=self.layout_name(phase),
+            attention=self.attention_name(phase),
+            chips=cell.chips,
+            mesh=self.mesh_name(phase),
+            target=cell.target if target is None else target,
+            phase=phase,  # type: ignore[arg-type]
+            batch=cell.batch,
+            input_len=cell.input_len,
+            context_len=cell.input_len if phase == "prefill" else cell.decode_context,
+            gen_tokens=cell.gen_tokens,
+            weights=cell.weights,
+            source=source,
+            hbm_bytes=hbm_bytes,
+        )
 
