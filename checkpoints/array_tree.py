@@ -40,3 +40,11 @@ def logical_names(tree) -> dict[str, tuple[str | None, ...]]:
             names[f"{prefix}.quantized"] = weight.names
             names[f"{prefix}.scale"] = weight.scale_names
     return names
+
+
+def weight_format(model) -> str:
+    """"int8" when the matmul weights are quantized, else the dtype they are stored in."""
+    weights = jax.tree.leaves(model, is_leaf=is_weight)
+    if any(isinstance(weight, Int8Weight) for weight in weights):
+        return "int8"
+    return str(model.embedding.value.dtype)

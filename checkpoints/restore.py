@@ -14,7 +14,7 @@ import pathlib
 import jax
 import orbax.checkpoint as ocp
 
-from checkpoints.array_tree import named_arrays, with_arrays
+from checkpoints.array_tree import named_arrays, weight_format, with_arrays
 from checkpoints.checksum import ALGORITHM, array_checksums
 from checkpoints.errors import (
     ChecksumMismatchError,
@@ -76,15 +76,18 @@ def check_target(manifest: Manifest, target: Transformer, directory: pathlib.Pat
     if differing:
         details = ", ".join(f"{field}={ours[field]!r} (target {theirs[field]!r})" for field in differing)
         raise ConfigMismatchError(f"{directory}: checkpoint is for another config: {details}")
+    if weight_format(target) != manifest.weights:
+        raise ConfigMismatchError(
+            f"{directory}: checkpoint holds {manifest.weights} weights, the target {weight_format(target)}; "
+            "build the target with abstract_model(manifest), then quantize or convert after restoring"
+        )
     wanted = named_arrays(target)
     absent = sorted(set(wanted) - set(manifest.arrays))
     if absent:
-        hint = " (it holds int8 weights; quantize the target)" if manifest.weights == "int8" else ""
-        raise MissingArrayError(f"{directory}: checkpoint lacks {len(absent)} array(s) the target needs: {', '.join(absent[:4])}{hint}")
+        raise MissingArrayError(f"{directory}: checkpoint lacks {len(absent)} array(s) the target needs: {', '.join(absent[:4])}")
     extra = sorted(set(manifest.arrays) - set(wanted))
     if extra:
-        hint = f" (it holds {manifest.weights} weights; build the target to match)" if manifest.weights == "int8" else ""
-        raise ConfigMismatchError(f"{directory}: checkpoint has array(s) the target lacks: {', '.join(extra[:4])}{hint}")
+        raise ConfigMismatchError(f"{directory}: checkpoint has array(s) the target lacks: {', '.join(extra[:4])}")
     for name, leaf in wanted.items():
         record = manifest.arrays[name]
         if record.shape != tuple(leaf.shape) or record.dtype != str(leaf.dtype):
@@ -117,8 +120,9 @@ def check_checksums(manifest: Manifest, arrays: dict, directory: pathlib.Path) -
             raise ChecksumMismatchError(f"{directory}: array {name} does not match its checksum: its files were altered after the save")
 
 
-def verify(directory: str | os.PathLike) -> Manifest:
-    """Reads every array of the checkpoint back and checks it; returns the manifest when all is well."""
+def verify(directory: str | os.PathLike, shardings=None) -> Manifest:
+    """Reads every array of the checkpoint back (onto the first device, or split by `shardings` for
+    a model larger than one device) and checks it; returns the manifest when all is well."""
     manifest = read_manifest(directory)
-    restore(directory, abstract_model(manifest))
+    restore(directory, abstract_model(manifest), shardings)
     return manifest

@@ -14,23 +14,14 @@ import jax
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-from checkpoints.array_tree import logical_names, named_arrays
+from checkpoints.array_tree import logical_names, named_arrays, weight_format
 from checkpoints.checksum import ALGORITHM, array_checksums
 from checkpoints.errors import CheckpointExistsError
 from checkpoints.manifest import ARRAYS_DIRECTORY, ArrayRecord, Manifest, array_files, write_manifest, writer_versions
 from checkpoints.storage import array_checkpointer
 from zoo import Transformer
-from zoo.weights import Int8Weight, is_weight
 
 STAGING_SUFFIX = ".incomplete"
-
-
-def weight_format(model: Transformer) -> str:
-    """"int8" when the matmul weights are quantized, else the dtype they are stored in."""
-    weights = jax.tree.leaves(model, is_leaf=is_weight)
-    if any(isinstance(weight, Int8Weight) for weight in weights):
-        return "int8"
-    return str(model.embedding.value.dtype)
 
 
 def staging_directory(directory: pathlib.Path) -> pathlib.Path:

@@ -32,7 +32,7 @@ from checkpoints.array_tree import named_arrays
 from checkpoints.checksum import array_checksums
 from checkpoints.save import staging_directory
 from layouts import Partitioning, get_attention_layout, get_layout, make_constrain, make_mesh, param_shardings, shard_model
-from zoo import Transformer, build_abstract, generate_jit, get_preset
+from zoo import Transformer, build_abstract, generate_jit, get_preset, quantize
 
 CONFIG = get_preset("palm-tiny")
 PROMPT = jnp.asarray(np.arange(8 * 4, dtype=np.int32).reshape(8, 4) % 251)
@@ -184,3 +184,9 @@ def test_unreadable_manifest_is_reported(damaged):
     (damaged / "manifest.json").write_text('{"format_version": 1, "config": ')
     with pytest.raises(ManifestError, match="unreadable manifest"):
         read_manifest(damaged)
+
+
+def test_checkpoint_in_another_weight_format_is_refused(saved):
+    int8_target = jax.eval_shape(quantize, build_abstract(CONFIG))
+    with pytest.raises(ConfigMismatchError, match="holds bfloat16 weights, the target int8"):
+        restore(saved, int8_target)
