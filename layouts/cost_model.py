@@ -1,0 +1,537 @@
+"""The analytical cost model's terms, per chip and per layer (reference/paper.md §3-4).
+
+The communication is derived from a partitioning's rules, not from its name, so a user-written layout
+is costed like a built-in one. One layer's dataflow follows the zoo's block (zoo/block.py) through the
+places where it declares activation names: the residual stream, a projection's input, the query and
+K/V heads after projection, attention, the FFN hidden. Between two places a tensor moves from one
+placement to the next, and the difference names the collective:
+
+- a partial sum over an axis the destination splits a dimension over: reduce-scatter (input bytes);
+- a partial sum over an axis the destination does not use: all-reduce (2 × the bytes);
+- an axis the source splits a dimension over and the destination drops: all-gather (output bytes);
+- an axis that moves from one dimension to another: all-to-all (see `all_to_all_time`).
+
+Weights stored one way and used another (weight-gathered layouts) are all-gathered before use.
+The (K−1)/K factor of every collective is taken as 1, as in the paper. Terms are built once per
+partitioning as a `PhaseTemplate` with the workload sizes B (batch), L (tokens per sequence in this
+pass) and S (cache length attended over) left open, then evaluated per mesh and workload in
+microseconds, which is what lets a sweep of thousands of cells run in well under a second.
+
+Left out, because they are small beside the matmuls at the paper's sizes: biases and norms in the
+FLOPs and HBM traffic, the embedding lookup, the nonlinearity and softmax, and activations' HBM
+traffic. The output head is costed for the positions that need logits (the last one in prefill).
+"""
+
+import dataclasses
+import functools
+import math
+from collections.abc import Mapping
+
+from layouts.errors import IndivisibleDimensionError
+from layouts.cell import ResolvedCell
+from layouts.hardware import Chip, get_chip
+from layouts.layout import MESH_AXES, Partitioning
+from zoo.config import ModelConfig, dtype_bytes
+from zoo.logical_axes import (
+    ACTIVATION_HEAD_DIM,
+    ATTENTION_BATCH,
+    ATTENTION_HEADS,
+    ATTENTION_KV_HEADS,
+    BATCH,
+    CACHE_BATCH,
+    CACHE_KV_HEADS,
+    EMBED,
+    FUSED,
+    HEAD_DIM,
+    HEADS,
+    HIDDEN_HEADS,
+    HIDDEN_KV_HEADS,
+    HIDDEN_MLP,
+    KV_HEADS,
+    LAYERS,
+    LOGITS_VOCAB,
+    MATMUL_EMBED,
+    MLP,
+    POSITIONS,
+    RESIDUAL_EMBED,
+    SEQ,
+    VOCAB,
+    Role,
+)
+
+Axes = tuple[str, ...]
+COLLECTIVE_KINDS = ("all_gather", "reduce_scatter", "all_reduce", "all_to_all")
+ACTIVATION_BYTES = 2  # activations and matmuls stay bf16 whatever the weights are stored in (§3.6)
+
+
+@dataclasses.dataclass(frozen=True)
+class Term:
+    """A per-chip count: `count` × B^batch × L^seq × S^cache ÷ the product of the mesh sizes of `split`."""
+
+    count: int
+    split: Axes = ()
+    batch: bool = False
+    seq: bool = False
+    cache: bool = False
+
+    def value(self, ways: Mapping[Axes, int], B: int, L: int, S: int) -> float:
+        value = self.count * (B if self.batch else 1) * (L if self.seq else 1) * (S if self.cache else 1)
+        return value / ways[self.split]
+
+
+@dataclasses.dataclass(frozen=True)
+class Collective:
+    kind: str  # one of COLLECTIVE_KINDS
+    axes: Axes  # the mesh axes it runs over
+    elements: Term  # per-chip elements it counts (see the module docstring)
+    weight: bool  # True: weight elements (the weight dtype); False: bf16 activations
+    where: str  # which tensor moves, for the breakdown
+
+
+@dataclasses.dataclass(frozen=True)
+class DimensionCheck:
+    """A dimension a layout splits, to be checked against the mesh: size None means the batch."""
+
+    tensor: str
+    name: str
+    size: int | None
+    axes: Axes
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseTemplate:
+    """One phase's per-chip terms for one partitioning, the workload left open. `layer_*` terms are
+    per layer; `head_*` terms are the output head, paid once per pass."""
+
+    layer_flops: tuple[Term, ...]
+    attention_flops: Term
+    layer_weight_bytes: tuple[Term, ...]  # elements of weights read from HBM per layer
+    kv_elements: Term  # KV-cache elements read (decode) or written (prefill) per layer
+    layer_collectives: tuple[Collective, ...]
+    head_flops: Term
+    head_weight_elements: Term
+    head_collectives: tuple[Collective, ...]
+    stored_weights: tuple[tuple[Term, bool], ...]  # every weight's stored elements; True if a matrix
+    activation_elements: tuple[Term, ...]  # the largest live per-layer activations and gathered weights
+    checks: tuple[DimensionCheck, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tensor:
+    """A tensor in the dataflow: per dimension its size (an int, or "B"/"L" for the workload's) and
+    the mesh axes it is split over, and the axes it is still a partial sum over."""
+
+    sizes: tuple[int | str, ...]
+    axes: tuple[Axes, ...]
+    partial: Axes = ()
+
+    def term(self) -> Term:
+        count = math.prod(size for size in self.sizes if isinstance(size, int))
+        split = tuple(axis for axes in self.axes for axis in axes)
+        return Term(count, _canonical(split), batch="B" in self.sizes, seq="L" in self.sizes)
+
+    def placed(self, axes: tuple[Axes, ...], partial: Axes = ()) -> "_Tensor":
+        return _Tensor(self.sizes, axes, partial)
+
+
+def _canonical(axes) -> Axes:
+    present = set(axes)
+    return tuple(axis for axis in MESH_AXES if axis in present)
+
+
+def _move(tensor: _Tensor, destination: tuple[Axes, ...], where: str) -> list[Collective]:
+    """The collectives that take `tensor` to the placement `destination` (no partial sums)."""
+    collectives = []
+    used = {axis for axes in destination for axis in axes}
+    source = tensor.term()
+    scattered = _canonical(axis for axis in tensor.partial if axis in used)
+    reduced = _canonical(axis for axis in tensor.partial if axis not in used)
+    if scattered:
+        collectives.append(Collective("reduce_scatter", scattered, source, False, where))
+    if reduced:
+        collectives.append(Collective("all_reduce", reduced, dataclasses.replace(source, count=2 * source.count), False, where))
+    held = {axis: index for index, axes in enumerate(tensor.axes) for axis in axes}
+    target = {axis: index for index, axes in enumerate(destination) for axis in axes}
+    moved = _canonical(axis for axis, index in held.items() if axis in target and target[axis] != index)
+    gathered = _canonical(axis for axis in held if axis not in target)
+    if moved:
+        collectives.append(Collective("all_to_all", moved, source, False, where))
+    if gathered:
+        collectives.append(Collective("all_gather", gathered, tensor.placed(destination).term(), False, where))
+    return collectives
+
+
+def _projection(x: _Tensor, contracted: int, weight_sizes, weight_axes, where: str):
+    """x's dimension `contracted` times a weight [contracted, *outputs] used as `weight_axes`:
+    the collectives that bring x to the weight's split of the contracted dimension, the FLOPs, and
+    the output (x's other dimensions, then the weight's), a partial sum over the contracted axes."""
+    collectives = []
+    wanted = tuple(weight_axes[0] if index == contracted else axes for index, axes in enumerate(x.axes))
+    if wanted != x.axes:
+        collectives += _move(x, wanted, where)
+        x = x.placed(wanted)
+    kept = [index for index in range(len(x.sizes)) if index != contracted]
+    out = _Tensor(
+        tuple(x.sizes[i] for i in kept) + tuple(weight_sizes[1:]),
+        tuple(x.axes[i] for i in kept) + tuple(weight_axes[1:]),
+        partial=weight_axes[0],
+    )
+    every_axis = [axis for axes in x.axes + tuple(weight_axes[1:]) for axis in axes]
+    flops = dataclasses.replace(out.term(), count=2 * out.term().count * weight_sizes[0], split=_canonical(every_axis))
+    return collectives, flops, out
+
+
+def _weight_table(config: ModelConfig) -> list[tuple[str, tuple[int, ...], tuple[str | None, ...], bool, bool]]:
+    """Every weight of the zoo's model as (path, shape, logical names, per layer, is a matrix),
+    mirroring the declarations in zoo/attention.py, zoo/mlp.py, zoo/norm.py and zoo/transformer.py
+    (tests/test_cost_model.py checks this against the zoo's own placements)."""
+    E, F, H, K, Q, V = config.d_model, config.d_ff, config.n_heads, config.n_kv_heads, config.d_head, config.vocab
+    G = config.mlp_matrices - 1
+    norm = [("scale", (E,), (EMBED,), True, False)] + ([("bias", (E,), (EMBED,), True, False)] if config.norm_bias else [])
+    table = [(f"attention_norm.{n}", s, names, layer, matrix) for n, s, names, layer, matrix in norm]
+    if config.block == "serial":
+        table += [(f"mlp_norm.{n}", s, names, layer, matrix) for n, s, names, layer, matrix in norm]
+    table += [
+        ("attention.w_q", (E, H, Q), (EMBED, HEADS, HEAD_DIM), True, True),
+        ("attention.w_kv", (E, 2, K, Q), (EMBED, FUSED, KV_HEADS, HEAD_DIM), True, True),
+        ("attention.w_o", (H, Q, E), (HEADS, HEAD_DIM, EMBED), True, True),
+        ("mlp.w_in", (E, G, F), (EMBED, FUSED, MLP), True, True),
+        ("mlp.w_out", (F, E), (MLP, EMBED), True, True),
+    ]
+    if config.use_bias:
+        table += [
+            ("attention.b_q", (H, Q), (HEADS, HEAD_DIM), True, False),
+            ("attention.b_kv", (2, K, Q), (FUSED, KV_HEADS, HEAD_DIM), True, False),
+            ("attention.b_o", (E,), (EMBED,), True, False),
+            ("mlp.b_in", (G, F), (FUSED, MLP), True, False),
+            ("mlp.b_out", (E,), (EMBED,), True, False),
+        ]
+    table.append(("embedding", (V, E), (VOCAB, EMBED), False, True))
+    if config.positions == "learned":
+        table.append(("positions", (config.max_positions, E), (POSITIONS, EMBED), False, False))
+    table += [(f"final_norm.{n}", s, names, False, matrix) for n, s, names, _, matrix in norm]
+    if not config.tie_embeddings:
+        table.append(("unembedding", (E, V), (EMBED, VOCAB), False, True))
+    return table
+
+
+def _weight_term(partitioning: Partitioning, role: Role, shape, names, layers: int = 1) -> Term:
+    axes = [axis for name in names for axis in partitioning.axes(role, name)]
+    return Term(math.prod(shape) * layers, _canonical(axes))
+
+
+def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
+    config = partitioning.config
+    E, F, H, K, Q, V = config.d_model, config.d_ff, config.n_heads, config.n_kv_heads, config.d_head, config.vocab
+    G = config.mlp_matrices - 1
+
+    def act(name: str) -> Axes:
+        return partitioning.axes(Role.ACTIVATION, name)
+
+    def use(*names: str) -> tuple[Axes, ...]:
+        return tuple(partitioning.axes(Role.WEIGHT_USE, name) for name in names)
+
+    collectives: list[Collective] = []
+    flops: list[Term] = []
+    residual = _Tensor(("B", "L", E), (act(BATCH), act(SEQ), act(RESIDUAL_EMBED)))
+    matmul_input = (act(BATCH), act(SEQ), act(MATMUL_EMBED))
+
+    def to_input(where: str) -> _Tensor:
+        collectives.extend(_move(residual, matmul_input, where))
+        return residual.placed(matmul_input)
+
+    def project(x: _Tensor, contracted: int, sizes, axes, where: str) -> _Tensor:
+        moved, cost, out = _projection(x, contracted, sizes, axes, where)
+        collectives.extend(moved)
+        flops.append(cost)
+        return out
+
+    def settle(tensor: _Tensor, destination: tuple[Axes, ...], where: str) -> _Tensor:
+        collectives.extend(_move(tensor, destination, where))
+        return tensor.placed(destination)
+
+    def attention(h: _Tensor) -> _Tensor:
+        q = project(h, 2, (E, H, Q), use(EMBED, HEADS, HEAD_DIM), "q projection")
+        q = settle(q, (act(BATCH), act(SEQ), act(HIDDEN_HEADS), act(ACTIVATION_HEAD_DIM)), "q projection")
+        kv = project(h, 2, (E, 2, K, Q), use(EMBED, FUSED, KV_HEADS, HEAD_DIM), "kv projection")
+        kv = settle(kv, (act(BATCH), act(SEQ), (), act(HIDDEN_KV_HEADS), act(ACTIVATION_HEAD_DIM)), "kv projection")
+        inside = (act(ATTENTION_BATCH), act(SEQ), act(ATTENTION_HEADS), act(ACTIVATION_HEAD_DIM))
+        settle(q, inside, "attention in")
+        settle(kv, (act(ATTENTION_BATCH), act(SEQ), (), act(ATTENTION_KV_HEADS), act(ACTIVATION_HEAD_DIM)), "attention in")
+        out = q.placed(inside)
+        out = settle(out, (act(BATCH), act(SEQ), act(HIDDEN_HEADS), act(ACTIVATION_HEAD_DIM)), "attention out")
+        out = _Tensor(out.sizes[:2] + (H * Q,), out.axes[:2] + (out.axes[2] + out.axes[3],))
+        return project(out, 2, (H * Q, E), (use(HEADS)[0] + use(HEAD_DIM)[0], use(EMBED)[0]), "o projection")
+
+    def mlp(h: _Tensor) -> _Tensor:
+        hidden = project(h, 2, (E, G * F), (use(EMBED)[0], use(FUSED)[0] + use(MLP)[0]), "ffn in")
+        hidden = settle(hidden, (act(BATCH), act(SEQ), act(HIDDEN_MLP)), "ffn hidden")
+        activated = _Tensor(("B", "L", F), hidden.axes)
+        return project(activated, 2, (F, E), use(MLP, EMBED), "ffn out")
+
+    if config.block == "parallel":
+        h = to_input("block in")
+        from_attention, from_mlp = attention(h), mlp(h)
+        summed = from_mlp.placed(from_mlp.axes, _canonical(from_attention.partial + from_mlp.partial))
+        settle(summed, residual.axes, "block out")
+    else:
+        settle(attention(to_input("attention in")), residual.axes, "attention out")
+        settle(mlp(to_input("ffn in")), residual.axes, "ffn out")
+
+    # Weights stored one way and used another are all-gathered before use, one layer at a time.
+    weight_bytes, weight_gathers, gathered_extra = [], [], []
+    for path, shape, names, per_layer, matrix in _weight_table(config):
+        if not (per_layer and matrix):
+            continue
+        stored = _weight_term(partitioning, Role.WEIGHT, shape, names)
+        used = _weight_term(partitioning, Role.WEIGHT_USE, shape, names)
+        weight_bytes.append(used)
+        dropped = _canonical(set(stored.split) - set(used.split))
+        if dropped:
+            weight_gathers.append(Collective("all_gather", dropped, used, True, path))
+            gathered_extra.append(used)
+
+    # The output head: the residual's last positions normalised, times the (tied) embedding.
+    head_collectives_before = len(collectives)
+    head_input = _Tensor(("B", 1 if phase == "prefill" else "L", E), (act(BATCH), act(SEQ), act(MATMUL_EMBED)))
+    from_residual = _Tensor(head_input.sizes, residual.axes)
+    collectives.extend(_move(from_residual, head_input.axes, "head in"))
+    logits = project(head_input, 2, (E, V), use(EMBED, VOCAB), "head")
+    settle(logits, (act(BATCH), act(SEQ), act(LOGITS_VOCAB)), "logits")
+    head_flops = flops.pop()
+    head_stored = _weight_term(partitioning, Role.WEIGHT, (V, E), (VOCAB, EMBED))
+    head_used = _weight_term(partitioning, Role.WEIGHT_USE, (V, E), (VOCAB, EMBED))
+    head_dropped = _canonical(set(head_stored.split) - set(head_used.split))
+    if head_dropped:
+        collectives.append(Collective("all_gather", head_dropped, head_used, True, "embedding"))
+    head_collectives = tuple(collectives[head_collectives_before:])
+    del collectives[head_collectives_before:]
+
+    attention_split = _canonical(act(ATTENTION_BATCH) + act(ATTENTION_HEADS))
+    cache_split = _canonical(partitioning.axes(Role.CACHE, CACHE_BATCH) + partitioning.axes(Role.CACHE, CACHE_KV_HEADS))
+    hidden = _Tensor(("B", "L", G * F + H * Q), (act(BATCH), act(SEQ), act(HIDDEN_MLP)))
+
+    stored_weights = tuple(
+        (_weight_term(partitioning, Role.WEIGHT, shape, names, config.n_layers if per_layer else 1), matrix)
+        for _, shape, names, per_layer, matrix in _weight_table(config)
+    )
+    return PhaseTemplate(
+        layer_flops=tuple(flops),
+        # QKᵀ and the weighted sum over V: 4·B·L·S·H·Q, split over attention's batch and head axes.
+        attention_flops=Term(4 * H * Q, attention_split, batch=True, seq=True, cache=True),
+        layer_weight_bytes=tuple(weight_bytes),
+        kv_elements=Term(2 * K * Q, cache_split, batch=True, seq=phase == "prefill", cache=phase == "decode"),
+        layer_collectives=tuple(collectives) + tuple(weight_gathers),
+        head_flops=head_flops,
+        head_weight_elements=head_used,
+        head_collectives=head_collectives,
+        stored_weights=stored_weights,
+        activation_elements=(residual.term(), hidden.term(), *gathered_extra),
+        checks=_checks(partitioning),
+    )
+
+
+def _checks(partitioning: Partitioning) -> tuple[DimensionCheck, ...]:
+    config = partitioning.config
+    checks = []
+    for path, shape, names, _, _ in _weight_table(config):
+        for role in (Role.WEIGHT, Role.WEIGHT_USE):
+            for size, name in zip(shape, names):
+                if name != LAYERS and partitioning.axes(role, name):
+                    checks.append(DimensionCheck(path, name, size, partitioning.axes(role, name)))
+    activations = (
+        (BATCH, None),
+        (RESIDUAL_EMBED, config.d_model),
+        (MATMUL_EMBED, config.d_model),
+        (HIDDEN_MLP, config.d_ff),
+        (HIDDEN_HEADS, config.n_heads),
+        (HIDDEN_KV_HEADS, config.n_kv_heads),
+        (ATTENTION_BATCH, None),
+        (ATTENTION_HEADS, config.n_heads),
+        (ATTENTION_KV_HEADS, config.n_kv_heads),
+        (LOGITS_VOCAB, config.vocab),
+    )
+    checks += [DimensionCheck("activation", name, size, partitioning.axes(Role.ACTIVATION, name)) for name, size in activations]
+    checks += [DimensionCheck("kv cache", name, size, partitioning.axes(Role.CACHE, name)) for name, size in ((CACHE_BATCH, None), (CACHE_KV_HEADS, config.n_kv_heads))]
+    return tuple(check for check in checks if check.axes)
+
+
+# Templates are cached per (FFN layout, attention layout, model, phase). Layouts hold mapping
+# proxies and so cannot be hashed; they are keyed by identity, and the entry keeps them alive so an
+# identity is never reused.
+_TEMPLATES: dict[tuple[int, int, ModelConfig, str], tuple[Partitioning, PhaseTemplate]] = {}
+
+
+def phase_template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
+    key = (id(partitioning.ffn), id(partitioning.attention), partitioning.config, phase)
+    entry = _TEMPLATES.get(key)
+    if entry is None or entry[0].ffn is not partitioning.ffn or entry[0].attention is not partitioning.attention:
+        entry = _TEMPLATES[key] = (partitioning, _template(partitioning, phase))
+    return entry[1]
+
+
+@functools.cache
+def axis_ways(mesh_shape: tuple[int, int, int]) -> dict[Axes, int]:
+    """The number of ways each (canonically ordered) set of mesh axes splits a dimension."""
+    size = dict(zip(MESH_AXES, mesh_shape))
+    ways = {}
+    for mask in range(8):
+        axes = tuple(axis for bit, axis in enumerate(MESH_AXES) if mask >> bit & 1)
+        ways[axes] = math.prod(size[axis] for axis in axes)
+    return ways
+
+
+def check_divisible(template: PhaseTemplate, mesh_shape: tuple[int, int, int], batch: int, layout_name: str) -> None:
+    """Raise IndivisibleDimensionError for the first dimension the mesh axes do not divide."""
+    ways = axis_ways(mesh_shape)
+    size_of = dict(zip(MESH_AXES, mesh_shape))
+    for check in template.checks:
+        split = ways[_canonical(check.axes)]
+        size = batch if check.size is None else check.size
+        if size % split:
+            sizes = " x ".join(f"{axis}={size_of[axis]}" for axis in check.axes)
+            raise IndivisibleDimensionError(
+                f"{check.tensor}: dimension {check.name!r} of size {size} does not divide over mesh axes {sizes} "
+                f"({split} ways) under layout {layout_name!r}"
+            )
+
+
+def collective_time(collective: Collective, bytes_per_chip: float, chip: Chip, mesh_shape: tuple[int, int, int]) -> float:
+    """Seconds at the chip's full link bandwidth. A collective over axes of size 1 is free.
+
+    All-to-all: the paper gives no closed form. On a torus it runs one mesh axis at a time; on a
+    ring of k chips each chip's D bytes travel k/4 hops on average over two directions, a quarter of
+    the all-gather of the whole tensor: D·k/4 per axis over that axis's links. Behind a switch each
+    chip sends its D bytes once."""
+    size_of = dict(zip(MESH_AXES, mesh_shape))
+    axes = [axis for axis in collective.axes if size_of[axis] > 1]
+    if not axes:
+        return 0.0
+    if collective.kind == "all_to_all" and chip.torus_axes:
+        return sum(bytes_per_chip * size_of[axis] / 4 for axis in axes) / chip.collective_bandwidth(1)
+    return bytes_per_chip / chip.collective_bandwidth(len(axes))
+
+
+def kv_cache_bytes(config: ModelConfig, batch: int, length: int, dtype: str = "bfloat16") -> int:
+    """The whole KV cache of `batch` sequences of `length` tokens, all layers, all chips."""
+    return config.kv_bytes_per_token(dtype) * batch * length
+
+
+@dataclasses.dataclass(frozen=True)
+class StageTerms:
+    """One stage's per-chip work: FLOPs, HBM bytes, interconnect bytes by kind and the seconds
+    they take at the chip's full link bandwidth, and how many collectives run (each has a latency)."""
+
+    matmul_flops: float
+    attention_flops: float
+    weight_bytes: float
+    kv_bytes: float
+    comm_bytes: dict[str, float]
+    comm_seconds: float
+    collectives: int
+
+    def compute_seconds(self, chip: Chip) -> float:
+        return (self.matmul_flops + self.attention_flops) / chip.peak_flops
+
+    def memory_seconds(self, chip: Chip) -> float:
+        return (self.weight_bytes + self.kv_bytes) / chip.hbm_bandwidth
+
+
+@dataclasses.dataclass(frozen=True)
+class PassTerms:
+    """One pass (a whole prefill, or one decode step): `layers` identical layers and the head."""
+
+    layers: int
+    layer: StageTerms
+    head: StageTerms
+
+
+def _stage(flops, attention, weights, kv, collectives, chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes) -> StageTerms:
+    comm_bytes = dict.fromkeys(COLLECTIVE_KINDS, 0.0)
+    seconds, count = 0.0, 0
+    for collective in collectives:
+        moved = collective.elements.value(ways, B, L, S) * (weight_bytes if collective.weight else activation_bytes)
+        time = collective_time(collective, moved, chip, mesh_shape)
+        if time:
+            comm_bytes[collective.kind] += moved
+            seconds += time
+            count += 1
+    return StageTerms(
+        matmul_flops=sum(term.value(ways, B, L, S) for term in flops),
+        attention_flops=attention,
+        weight_bytes=sum(term.value(ways, B, L, S) for term in weights) * weight_bytes,
+        kv_bytes=kv,
+        comm_bytes=comm_bytes,
+        comm_seconds=seconds,
+        collectives=count,
+    )
+
+
+def pass_terms(
+    template: PhaseTemplate,
+    config: ModelConfig,
+    chip: Chip,
+    mesh_shape: tuple[int, int, int],
+    *,
+    batch: int,
+    length: int,
+    cache_length: int,
+    weight_bytes: int,
+    kv_bytes: int,
+    activation_bytes: int = ACTIVATION_BYTES,
+) -> PassTerms:
+    """The per-chip terms of one pass: `length` new tokens per sequence attending over
+    `cache_length` positions (prefill: both the prompt length; decode: 1 and the context)."""
+    ways = axis_ways(mesh_shape)
+    B, L, S = batch, length, cache_length
+    layer = _stage(
+        template.layer_flops,
+        template.attention_flops.value(ways, B, L, S),
+        template.layer_weight_bytes,
+        template.kv_elements.value(ways, B, L, S) * kv_bytes,
+        template.layer_collectives,
+        chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes,
+    )
+    head = _stage(
+        (template.head_flops,), 0.0, (template.head_weight_elements,), 0.0, template.head_collectives,
+        chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes,
+    )
+    return PassTerms(config.n_layers, layer, head)
+
+
+@dataclasses.dataclass(frozen=True)
+class PhasePasses:
+    """A phase of a resolved cell on a chip: the pass the row reports (the whole prefill, or the
+    decode step at the context length), the mean pass over the phase (decode steps attend over a
+    context that grows by one per step; every term is linear in it, so the step at the mean context
+    times the step count is the sum) and how many passes the phase takes."""
+
+    chip: Chip
+    mesh_shape: tuple[int, int, int]
+    reported: PassTerms
+    mean: PassTerms
+    passes: int
+    tokens: int  # tokens the phase processes (prefill) or generates (decode)
+
+
+def phase_passes(resolved: ResolvedCell, phase: str) -> PhasePasses:
+    """Check the cell against the chip and the mesh, then cost one of its phases."""
+    cell, config = resolved.cell, resolved.config
+    chip = get_chip(cell.target)
+    chip.check_chips(cell.chips)
+    partitioning, mesh_shape = resolved.partitionings[phase], resolved.mesh_shapes[phase]
+    template = phase_template(partitioning, phase)
+    check_divisible(template, mesh_shape, cell.batch, partitioning.name)
+    sizes = dict(
+        batch=cell.batch,
+        weight_bytes=1 if cell.weights == "int8" else dtype_bytes(config.dtype),
+        kv_bytes=dtype_bytes(cell.kv_dtype),
+        activation_bytes=dtype_bytes(config.dtype),
+    )
+    if phase == "prefill":
+        reported = pass_terms(template, config, chip, mesh_shape, length=cell.input_len, cache_length=cell.input_len, **sizes)
+        return PhasePasses(chip, mesh_shape, reported, reported, 1, cell.batch * cell.input_len)
+    context, steps = cell.decode_context, cell.gen_tokens
+    reported = pass_terms(template, config, chip, mesh_shape, length=1, cache_length=context, **sizes)
+    mean = pass_terms(template, config, chip, mesh_shape, length=1, cache_length=context + (steps - 1) / 2, **sizes)
+    return PhasePasses(chip, mesh_shape, reported, mean, steps, cell.batch * steps)
