@@ -392,8 +392,16 @@ def check_divisible(template: PhaseTemplate, mesh_shape: tuple[int, int, int], b
             sizes = " x ".join(f"{axis}={size_of[axis]}" for axis in check.axes)
             raise IndivisibleDimensionError(
                 f"{check.tensor}: dimension {check.name!r} of size {size} does not divide over mesh axes {sizes} "
-                f"({split} ways) under layout {layout_name!r}"
+                f"({split} ways) under layout {layout_name!r}; {_hint(check.name)}"
             )
+
+
+def _hint(name: str) -> str:
+    if "head" in name:
+        return "pad the heads (as the paper pads PaLM 540B to 64: palm-540b-64h) or choose another mesh or layout"
+    if "batch" in name:
+        return "use a batch the axes divide, or an attention layout that splits the batch over fewer axes (batch-yz, batch-z, heads)"
+    return "choose another mesh shape or layout"
 
 
 def collective_time(collective: Collective, bytes_per_chip: float, chip: Chip, mesh_shape: tuple[int, int, int]) -> float:

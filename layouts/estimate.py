@@ -1,0 +1,138 @@
+"""Estimate rows: a Cell costed by the analytical model, one DESIGN.md row per phase (source
+`estimate`), with the breakdown behind each number in `details`.
+
+    estimate(Cell("palm-540b-64h", chips=64, batch=64, weights="int8"), mode="calibrated")
+
+Per-chip memory is what the phase holds at once: the stored weights, the KV cache for the context
+plus the generated tokens, and `other`: one layer's largest activations (the residual stream and
+the FFN hidden with the fused query heads), the weights a weight-gathered layout gathers for one
+layer, and the logits.
+"""
+
+import dataclasses
+
+from layouts.calibration import get_mode
+from layouts.cell import Cell, ResolvedCell
+from layouts.cost_model import ACTIVATION_BYTES, axis_ways, phase_passes, phase_template
+from layouts.mesh import format_mesh
+from layouts.result_row import ResultRow
+from zoo.config import dtype_bytes
+from zoo.errors import ZooError
+
+
+def _memory(resolved: ResolvedCell, phase: str, mesh_shape) -> dict[str, int]:
+    cell, config = resolved.cell, resolved.config
+    template = phase_template(resolved.partitionings[phase], phase)
+    ways = axis_ways(mesh_shape)
+    matrix_bytes = 1 if cell.weights == "int8" else dtype_bytes(config.dtype)
+    weights = sum(term.value(ways, 1, 1, 1) * (matrix_bytes if matrix else dtype_bytes(config.dtype)) for term, matrix in template.stored_weights)
+    cache_length = cell.decode_context + cell.gen_tokens
+    kv_per_layer = dataclasses.replace(template.kv_elements, seq=False, cache=True)
+    kv_cache = kv_per_layer.value(ways, cell.batch, 1, cache_length) * config.n_layers * dtype_bytes(cell.kv_dtype)
+    length = cell.input_len if phase == "prefill" else 1
+    residual, hidden, *gathered = template.activation_elements
+    other = (residual.value(ways, cell.batch, length, 1) + hidden.value(ways, cell.batch, length, 1)) * ACTIVATION_BYTES
+    other += sum(term.value(ways, 1, 1, 1) for term in gathered) * matrix_bytes
+    other += template.head_flops.value(ways, cell.batch, 1, 1) / (2 * config.d_model) * 4  # fp32 logits
+    sizes = {"weights": int(weights), "kv_cache": int(kv_cache), "other": int(other)}
+    return sizes | {"total": sum(sizes.values())}
+
+
+def _row(resolved: ResolvedCell, phase: str, mode: str) -> ResultRow:
+    cell, config = resolved.cell, resolved.config
+    calibration = get_mode(mode)
+    passes = phase_passes(resolved, phase)
+    chip, reported = passes.chip, passes.reported
+    step = calibration.pass_seconds(reported, chip)
+    latency = step if phase == "prefill" else calibration.pass_seconds(passes.mean, chip) * passes.passes
+    memory = _memory(resolved, phase, passes.mesh_shape)
+    layers = reported.layers
+    comm = {kind: layers * reported.layer.comm_bytes[kind] + reported.head.comm_bytes[kind] for kind in reported.layer.comm_bytes}
+    details = {
+        "mode": mode,
+        "calibration": dataclasses.asdict(calibration),
+        "model_variant": config.description,
+        "params": config.param_count,
+        "mfu_params": config.mfu_params,
+        "chip": chip.name,
+        "peak_flops": chip.peak_flops,
+        "layers": layers,
+        # Seconds of one pass (the reported step) at the chip's peaks, before the mode combines them.
+        "compute_s": layers * reported.layer.compute_seconds(chip) + reported.head.compute_seconds(chip),
+        "memory_s": layers * reported.layer.memory_seconds(chip) + reported.head.memory_seconds(chip),
+        "comm_s": layers * reported.layer.comm_seconds + reported.head.comm_seconds,
+        "collectives": layers * reported.layer.collectives + reported.head.collectives,
+        "matmul_flops_per_chip": layers * reported.layer.matmul_flops + reported.head.matmul_flops,
+        "attention_flops_per_chip": layers * reported.layer.attention_flops,
+        "weight_bytes_read_per_chip": layers * reported.layer.weight_bytes + reported.head.weight_bytes,
+        "kv_bytes_per_chip": layers * reported.layer.kv_bytes,
+        "per_layer": {
+            "matmul_flops": reported.layer.matmul_flops,
+            "attention_flops": reported.layer.attention_flops,
+            "weight_bytes": reported.layer.weight_bytes,
+            "kv_bytes": reported.layer.kv_bytes,
+            "comm_bytes": dict(reported.layer.comm_bytes),
+            "collectives": reported.layer.collectives,
+            "seconds": calibration.stage_seconds(reported.layer, chip),
+        },
+    }
+    return ResultRow(
+        model=cell.model,
+        layout=resolved.layout_name(phase),
+        attention=resolved.attention_name(phase),
+        chips=cell.chips,
+        mesh=format_mesh(passes.mesh_shape),
+        target=cell.target,
+        phase=phase,
+        batch=cell.batch,
+        input_len=cell.input_len,
+        context_len=cell.input_len if phase == "prefill" else cell.decode_context,
+        gen_tokens=cell.gen_tokens,
+        weights=cell.weights,
+        source="estimate",
+        step_time_s=step,
+        latency_s=latency,
+        tokens_per_s=passes.tokens / latency,
+        mfu=2 * config.mfu_params * passes.tokens / (cell.chips * chip.peak_flops * latency),
+        cost_chip_ms_per_token=cell.chips * latency * 1000 / passes.tokens,
+        memory_per_chip_bytes=memory,
+        hbm_bytes=chip.hbm_bytes,
+        fits=memory["total"] <= chip.hbm_bytes,
+        comm_bytes_per_chip=comm | {"other": 0.0},
+        details=details,
+    )
+
+
+def estimate(cell: Cell, mode: str = "calibrated") -> list[ResultRow]:
+    """One row per phase of `cell`. Bad input (an indivisible dimension, a chip count the chip
+    cannot form, an unknown name) raises the library's one-line ZooError."""
+    get_mode(mode)
+    resolved = cell.resolve()
+    return [_row(resolved, phase, mode) for phase in cell.phases]
+
+
+def estimate_or_error_rows(cell: Cell, mode: str = "calibrated") -> list[ResultRow]:
+    """Like `estimate`, but a cell that cannot be estimated gives error rows (one per phase,
+    the cell's keys kept and a one-line reason) instead of raising: what a matrix runner wants."""
+    try:
+        return estimate(cell, mode)
+    except ZooError as error:
+        return [_blank_row(cell, phase).failed(str(error)) for phase in cell.phases]
+
+
+def _blank_row(cell: Cell, phase: str) -> ResultRow:
+    return ResultRow(
+        model=cell.model,
+        layout=cell.prefill_layout if phase == "prefill" else cell.decode_layout,
+        attention=cell.prefill_attention if phase == "prefill" else cell.decode_attention,
+        chips=cell.chips,
+        mesh=cell.mesh or "",
+        target=cell.target,
+        phase=phase,
+        batch=cell.batch,
+        input_len=cell.input_len,
+        context_len=cell.input_len if phase == "prefill" else cell.decode_context,
+        gen_tokens=cell.gen_tokens,
+        weights=cell.weights,
+        source="estimate",
+    )
