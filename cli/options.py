@@ -1,15 +1,27 @@
-"""Options shared by every command, with the names DESIGN.md fixes."""
+"""Options shared by every command, with the names DESIGN.md fixes, and the one-line error path.
+
+Defaults come from the library (the Cell dataclass and the matrix defaults), never from here.
+"""
+
+import dataclasses
 
 import click
 
+from layouts.cell import Cell
 from zoo.errors import ZooError
 
-FORMAT = click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True, help="table for people; json prints one object per line on stdout")
+FORMAT = click.option(
+    "--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True,
+    help="table for people; json prints one object per line on stdout and nothing else there",
+)
+
+_CELL_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Cell) if field.default is not dataclasses.MISSING}
 
 
 def usage_error(error: Exception) -> click.UsageError:
     """A library input error as a one-line CLI usage error (exit code 2)."""
-    return click.UsageError(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    text = " ".join(str(error).split())
+    return click.UsageError(text or type(error).__name__)
 
 
 def run_guarded(action):
@@ -18,3 +30,52 @@ def run_guarded(action):
         return action()
     except ZooError as error:
         raise usage_error(error) from None
+
+
+def split_list(text: str | None) -> list[str]:
+    """`a,b,c` into its items (empty items dropped); None stays an empty list."""
+    return [] if text is None else [item.strip() for item in str(text).split(",") if item.strip()]
+
+
+def positive_ints(option: str, text: str | None) -> list[int]:
+    values = []
+    for item in split_list(text):
+        try:
+            value = int(item)
+        except ValueError:
+            raise click.UsageError(f"{option} takes positive integers, got {item!r}") from None
+        if value <= 0:
+            raise click.UsageError(f"{option} takes positive integers, got {value}")
+        values.append(value)
+    return values
+
+
+def cell_options(function):
+    """The flags that describe a cell (comma-separated lists in `zoo bench`)."""
+    options = [
+        click.option("--model", help="model preset (zoo models)"),
+        click.option("--layout", help="FFN layout name or layout file for both phases; 'auto': the estimator's best per phase"),
+        click.option("--prefill-layout", help=f"FFN layout for prefill [default: {_CELL_DEFAULTS['prefill_layout']}]"),
+        click.option("--decode-layout", help=f"FFN layout for decode [default: {_CELL_DEFAULTS['decode_layout']}]"),
+        click.option("--attention", help="attention layout for both phases (heads, batch, batch-yz, batch-z, or a file)"),
+        click.option("--prefill-attention", help=f"[default: {_CELL_DEFAULTS['prefill_attention']}]"),
+        click.option("--decode-attention", help=f"[default: {_CELL_DEFAULTS['decode_attention']}]"),
+        click.option("--chips", help=f"chip count [default: {_CELL_DEFAULTS['chips']}]"),
+        click.option("--mesh", help="logical mesh XxYxZ (default: the layout's preferred shape for the chip count)"),
+        click.option("--target", help=f"tpu-v4, tpu-v5e, tpu-v5p, tpu-v6e (optionally :SHAPE), or local [default: {_CELL_DEFAULTS['target']}]"),
+        click.option("--phase", help=f"prefill, decode or both [default: {_CELL_DEFAULTS['phase']}]"),
+        click.option("--batch", help=f"[default: {_CELL_DEFAULTS['batch']}]"),
+        click.option("--input-len", help=f"prompt tokens [default: {_CELL_DEFAULTS['input_len']}]"),
+        click.option("--context-len", help="KV-cache length a decode step attends over [default: input length]"),
+        click.option("--gen-tokens", help=f"generated tokens [default: {_CELL_DEFAULTS['gen_tokens']}]"),
+        click.option("--weights", help=f"bf16 or int8 [default: {_CELL_DEFAULTS['weights']}]"),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+CELL_OPTION_NAMES = (
+    "model", "layout", "prefill_layout", "decode_layout", "attention", "prefill_attention", "decode_attention", "chips",
+    "mesh", "target", "phase", "batch", "input_len", "context_len", "gen_tokens", "weights",
+)  # fmt: skip

@@ -94,21 +94,37 @@ class ResolvedCell:
 
     def row(self, phase: str, source: Source, *, target: str | None = None, hbm_bytes: int | None = None) -> ResultRow:
         """This cell's result row for `phase`, with the keys every source shares filled in."""
-        cell = self.cell
-        return ResultRow(
-            model=cell.model,
-            layout=self.layout_name(phase),
-            attention=self.attention_name(phase),
-            chips=cell.chips,
-            mesh=self.mesh_name(phase),
-            target=cell.target if target is None else target,
-            phase=phase,  # type: ignore[arg-type]
-            batch=cell.batch,
-            input_len=cell.input_len,
-            context_len=cell.input_len if phase == "prefill" else cell.decode_context,
-            gen_tokens=cell.gen_tokens,
-            weights=cell.weights,
-            source=source,
-            hbm_bytes=hbm_bytes,
-        )
+        return base_row(
+            self.cell, phase, source, layout=self.layout_name(phase), attention=self.attention_name(phase),
+            mesh=self.mesh_name(phase), target=target, hbm_bytes=hbm_bytes,
+        )  # fmt: skip
 
+
+def base_row(cell: Cell, phase: str, source: Source, *, layout: str, attention: str, mesh: str, target: str | None = None, hbm_bytes: int | None = None) -> ResultRow:
+    return ResultRow(
+        model=cell.model,
+        layout=layout,
+        attention=attention,
+        chips=cell.chips,
+        mesh=mesh,
+        target=cell.target if target is None else target,
+        phase=phase,  # type: ignore[arg-type]
+        batch=cell.batch,
+        input_len=cell.input_len,
+        context_len=cell.input_len if phase == "prefill" else cell.decode_context,
+        gen_tokens=cell.gen_tokens,
+        weights=cell.weights,
+        source=source,
+        hbm_bytes=hbm_bytes,
+    )
+
+
+def error_rows(cell: Cell, source: Source, reason: str) -> list[ResultRow]:
+    """The cell's rows for a failure that happened before or instead of its work: the keys stay,
+    with the names as given and a one-line reason."""
+    return [
+        base_row(
+            cell, phase, source, layout=getattr(cell, f"{phase}_layout"), attention=getattr(cell, f"{phase}_attention"), mesh=cell.mesh or ""
+        ).failed(reason)
+        for phase in cell.phases
+    ]

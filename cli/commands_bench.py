@@ -1,0 +1,57 @@
+"""`zoo bench`: the benchmark matrix, three sources side by side, written to an output folder."""
+
+import sys
+from pathlib import Path
+
+import click
+
+from cli.bench_runner import run_matrix, work_items
+from cli.cell_flags import matrix_from_flags
+from cli.matrix import SOURCES, default_matrices, load_experiment
+from cli.options import CELL_OPTION_NAMES, FORMAT, cell_options, run_guarded, split_list
+from cli.plots import latency_cost_plot, memory_plot
+from cli.report import csv_text, jsonl_text, print_rows, write_atomically
+
+DEFAULT_OUT = Path("zoo-out")
+
+
+@click.command()
+@cell_options
+@click.option("--source", help=f"comma-separated: {', '.join(SOURCES)} [default: estimate]")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="experiment file (TOML, the flags' keys)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True, help="output folder")
+@click.option("--fresh", is_flag=True, help="recompute every cell instead of resuming from the folder's cache")
+@click.option("--no-plots", is_flag=True, help="skip the PNG plots")
+@FORMAT
+def bench(source, config_path, out: Path, fresh: bool, no_plots: bool, output_format: str, **kwargs) -> None:
+    """The matrix: the cross product of the comma-separated lists, or an experiment file; with no
+    arguments, the built-in default (the paper's models on TPU v4, a tiny model run locally)."""
+    values = {name: kwargs[name] for name in CELL_OPTION_NAMES}
+    flags_given = any(value is not None for value in values.values()) or source is not None
+    if config_path is not None and flags_given:
+        raise click.UsageError("give either --config or cell flags, not both")
+    sources = tuple(split_list(source)) or ("estimate",)
+    if config_path is not None:
+        matrices = run_guarded(lambda: load_experiment(config_path))
+    elif flags_given:
+        matrices = [run_guarded(lambda: matrix_from_flags(values, sources))]
+    else:
+        matrices = default_matrices()
+    # Every cell is checked before anything runs or anything on disk changes.
+    items = run_guarded(lambda: work_items(matrices))
+    if out.exists() and not out.is_dir():
+        raise click.UsageError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    click.echo(f"zoo bench: {len(items)} cell-sources, results in {out}/", err=True)
+    rows, computed = run_matrix(items, out, show_progress=sys.stderr.isatty() or output_format == "table", fresh=fresh)
+    click.echo(f"zoo bench: computed {computed}, reused {len(items) - computed} from {out}/cells", err=True)
+    write_atomically(out / "rows.jsonl", jsonl_text(rows))
+    write_atomically(out / "rows.csv", csv_text(rows))
+    written = ["rows.jsonl", "rows.csv"]
+    if not no_plots:
+        if latency_cost_plot(rows, out / "pareto.png"):
+            written.append("pareto.png")
+        if memory_plot(rows, out / "memory.png"):
+            written.append("memory.png")
+    click.echo(f"zoo bench: wrote {', '.join(written)} in {out}/", err=True)
+    print_rows(rows, output_format, "zoo bench")

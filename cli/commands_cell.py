@@ -1,0 +1,48 @@
+"""`zoo estimate`, `zoo compile`, `zoo run`: one cell from one source each."""
+
+import click
+
+from cli.bench_runner import resolve_auto
+from cli.cell_flags import cell_from_flags
+from cli.options import CELL_OPTION_NAMES, FORMAT, cell_options, run_guarded
+from cli.report import print_rows
+
+
+def _cell_values(kwargs: dict) -> dict:
+    return {name: kwargs[name] for name in CELL_OPTION_NAMES}
+
+
+@click.command()
+@cell_options
+@click.option("--mode", type=click.Choice(["calibrated", "roofline"]), default="calibrated", show_default=True, help="roofline: the paper's idealised lower bound")
+@FORMAT
+def estimate(mode: str, output_format: str, **kwargs) -> None:
+    """The paper's analytical estimate for one cell (instant, anywhere)."""
+    from layouts.estimate import estimate as estimate_cell
+
+    cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs))))
+    print_rows(run_guarded(lambda: estimate_cell(cell, mode=mode)), output_format, "estimate")
+
+
+@click.command(name="compile")
+@cell_options
+@FORMAT
+def compile_command(output_format: str, **kwargs) -> None:
+    """Compile one cell ahead of time for a TPU topology (no TPU needed) or the local devices."""
+    from layouts.compile import compile_cell
+
+    cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs))))
+    print_rows(run_guarded(lambda: compile_cell(cell)), output_format, "compile")
+
+
+@click.command(name="run")
+@cell_options
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True, help="timed repetitions; the median is reported")
+@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True)
+@FORMAT
+def run_command(repeats: int, warmup: int, output_format: str, **kwargs) -> None:
+    """Execute and time one cell's steps on the local devices."""
+    from layouts.measure import run_cell
+
+    cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs), target="local")))
+    print_rows(run_guarded(lambda: run_cell(cell, repeats=repeats, warmup=warmup)), output_format, "run")

@@ -1,0 +1,84 @@
+"""`zoo layouts [NAME]`: the layouts; one in detail, with every tensor's placement for a model."""
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cli.options import FORMAT, run_guarded
+from cli.report import human_bytes
+from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
+from layouts.introspect import describe
+from layouts.layout import Partitioning
+from layouts.mesh import choose_mesh_shape, format_mesh, parse_mesh
+from layouts.registry import get_attention_layout, get_layout
+from zoo.presets import get_preset
+
+
+def _spec_text(spec) -> str:
+    return "[" + ", ".join("-" if entry is None else entry if isinstance(entry, str) else "".join(entry) for entry in spec) + "]"
+
+
+@click.command(name="layouts")
+@click.argument("name", required=False)
+@click.option("--model", help="show every tensor's placement for this model")
+@click.option("--chips", type=click.IntRange(min=1), help="chip count (the layout chooses the mesh shape)")
+@click.option("--mesh", help="logical mesh XxYxZ")
+@click.option("--attention", default="heads", show_default=True, help="attention layout for the KV cache")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--context-len", type=click.IntRange(min=1), default=2048, show_default=True)
+@FORMAT
+def layouts_command(name, model, chips, mesh, attention, batch, context_len, output_format) -> None:
+    """The layouts; with NAME (a built-in or a .toml file), its algorithm, and with --model and
+    --chips or --mesh, every tensor's logical names, PartitionSpec, per-chip shape and bytes."""
+    if name is None:
+        entries = [{"name": l.name, "kind": "ffn", "phase": l.phase, "summary": l.summary} for l in FFN_LAYOUTS.values()]
+        entries += [{"name": l.name, "kind": "attention", "phase": l.phase, "summary": l.summary} for l in ATTENTION_LAYOUTS.values()]
+        if output_format == "json":
+            for entry in entries:
+                click.echo(json.dumps(entry))
+            return
+        table = Table(title="layouts")
+        for column in ("name", "kind", "phase", "summary"):
+            table.add_column(column, overflow="fold")
+        for entry in entries:
+            table.add_row(*entry.values())
+        Console(width=max(Console().width, 160)).print(table)
+        return
+
+    layout = run_guarded(lambda: get_layout(name))
+    attention_layout = run_guarded(lambda: get_attention_layout(attention))
+    if model is None:
+        if chips is not None or mesh is not None:
+            raise click.UsageError("--chips/--mesh need --model")
+        entry = {"name": layout.name, "summary": layout.summary, "algorithm": layout.algorithm, "collectives": list(layout.collectives),
+                 "phase": layout.phase, "family": layout.family, "rules": {role.value: dict(table) for role, table in layout.rules.items()}}  # fmt: skip
+        if output_format == "json":
+            click.echo(json.dumps(entry))
+        else:
+            click.echo(f"{layout.name} ({layout.family}, meant for {layout.phase}): {layout.summary}\n\n{layout.algorithm}\n\nexpected collectives: {', '.join(layout.collectives)}")
+        return
+
+    config = run_guarded(lambda: get_preset(model))
+    partitioning = run_guarded(lambda: Partitioning(layout, attention_layout, config))
+    if mesh is not None:
+        shape = run_guarded(lambda: parse_mesh(mesh))
+    elif chips is not None:
+        shape = run_guarded(lambda: choose_mesh_shape(chips, layout, config, tokens=batch * context_len))
+    else:
+        raise click.UsageError("give --chips N or --mesh XxYxZ with --model")
+    report = run_guarded(lambda: describe(partitioning, shape, batch=batch, context_len=context_len))
+    placements = report.weights + report.cache
+    if output_format == "json":
+        for p in placements:
+            click.echo(json.dumps({"tensor": p.path, "names": list(p.names), "spec": _spec_text(p.spec), "shape": list(p.shape),
+                                   "per_chip_shape": list(p.per_chip_shape), "per_chip_bytes": p.per_chip_bytes, "dtype": p.dtype}))  # fmt: skip
+        return
+    table = Table(title=f"{partitioning.name} · {model} · mesh {format_mesh(shape)} · batch {batch}, context {context_len}")
+    for column in ("tensor", "logical names", "spec", "shape", "per chip", "bytes/chip"):
+        table.add_column(column, overflow="fold")
+    for p in placements:
+        table.add_row(p.path, ", ".join("-" if n is None else n for n in p.names), _spec_text(p.spec), str(p.shape), str(p.per_chip_shape), human_bytes(p.per_chip_bytes))
+    Console(width=max(Console().width, 180)).print(table)
+    click.echo(f"per chip: weights {human_bytes(report.weight_bytes_per_chip)}, KV cache {human_bytes(report.cache_bytes_per_chip)}")

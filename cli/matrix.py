@@ -1,0 +1,137 @@
+"""The benchmark matrix: the cross product of lists for every axis of a cell, times the sources.
+
+A matrix comes from the command line's comma-separated flags, from an experiment file (TOML, the
+same keys as the flags), or from the built-in default. An experiment may hold several matrices
+(`[[matrix]]` tables) whose cells are run together.
+"""
+
+import dataclasses
+import itertools
+import tomllib
+from pathlib import Path
+
+from layouts.cell import Cell
+from zoo.errors import ZooError
+
+SOURCES = ("estimate", "compile", "run")
+AUTO = "auto"
+
+
+class ExperimentFileError(ZooError):
+    """An experiment file with an unknown key or a value of the wrong type; names file and key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Matrix:
+    """Each field lists the values of one axis; empty means the Cell default."""
+
+    model: tuple[str, ...]
+    prefill_layout: tuple[str, ...] = ()
+    decode_layout: tuple[str, ...] = ()
+    prefill_attention: tuple[str, ...] = ()
+    decode_attention: tuple[str, ...] = ()
+    chips: tuple[int, ...] = ()
+    mesh: tuple[str, ...] = ()
+    target: tuple[str, ...] = ()
+    phase: tuple[str, ...] = ()
+    batch: tuple[int, ...] = ()
+    input_len: tuple[int, ...] = ()
+    context_len: tuple[int, ...] = ()
+    gen_tokens: tuple[int, ...] = ()
+    weights: tuple[str, ...] = ()
+    source: tuple[str, ...] = ("estimate",)
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ZooError("a matrix needs at least one model (--model)")
+        unknown = [source for source in self.source if source not in SOURCES]
+        if unknown:
+            raise ZooError(f"unknown source {unknown[0]!r}; valid: {', '.join(SOURCES)}")
+
+    def cells(self) -> list[Cell]:
+        """Every cell of the cross product, checked (names, sizes) before anything runs.
+
+        `auto` layouts are left as they are: the runner asks the estimator for them per cell."""
+        axes = [field.name for field in dataclasses.fields(self) if field.name != "source"]
+        chosen = {name: getattr(self, name) for name in axes if getattr(self, name)}
+        cells = []
+        for values in itertools.product(*chosen.values()):
+            cell = Cell(**dict(zip(chosen, values)))
+            if AUTO not in (cell.prefill_layout, cell.decode_layout):
+                cell.resolve()  # unknown names and impossible meshes fail here, before any work
+            cells.append(cell)
+        return cells
+
+
+def default_matrices() -> list[Matrix]:
+    """`zoo bench` with no arguments: the paper's four models on TPU v4 at the chip counts the paper
+    serves them on, every built-in layout estimated; the paper's own layout choices compiled for the
+    TPU topology; and a tiny model run on the local devices."""
+    from layouts.builtin import FFN_LAYOUTS
+
+    paper = [("palm-8b", 8), ("palm-62b", 16), ("palm-540b-64h", 64), ("mtnlg-530b", 64)]
+    matrices = []
+    for model, chips in paper:
+        matrices.append(
+            Matrix(model=(model,), prefill_layout=tuple(FFN_LAYOUTS), decode_layout=("2d-ws",), chips=(chips,), batch=(64, 512), source=("estimate",))
+        )
+        matrices.append(
+            Matrix(model=(model,), prefill_layout=("2d-ws", "wg-xyz"), decode_layout=("2d-ws",), chips=(chips,), batch=(64,), source=("compile",))
+        )
+    matrices.append(
+        Matrix(
+            model=("palm-tiny",), prefill_layout=("2d-ws", "wg-xyz"), chips=(8,), mesh=("2x2x2",), target=("local",), batch=(8,),
+            input_len=(128,), gen_tokens=(16,), source=("estimate", "compile", "run"),
+        )
+    )
+    return matrices
+
+
+_INTEGER_AXES = {"chips", "batch", "input_len", "context_len", "gen_tokens"}
+
+
+def load_experiment(path_like: str | Path) -> list[Matrix]:
+    """Matrices from an experiment file: top-level keys (one matrix) or `[[matrix]]` tables."""
+    path = Path(path_like)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ExperimentFileError(f"{path}: no such experiment file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ExperimentFileError(f"{path}: not valid TOML ({error})") from None
+    tables = data.pop("matrix", None)
+    if tables is None:
+        tables = [data]
+    elif data:
+        raise ExperimentFileError(f"{path}: key {sorted(data)[0]!r} must sit inside a [[matrix]] table when the file has them")
+    elif not isinstance(tables, list):
+        raise ExperimentFileError(f"{path}: 'matrix' must be an array of tables ([[matrix]])")
+    return [_matrix_from_table(path, table) for table in tables]
+
+
+def _matrix_from_table(path: Path, table: dict) -> Matrix:
+    fields = {field.name for field in dataclasses.fields(Matrix)}
+    values: dict[str, tuple] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name == "layout" or name == "attention":
+            targets = [f"prefill_{name}", f"decode_{name}"]
+        elif name in fields:
+            targets = [name]
+        else:
+            valid = sorted(field.replace("_", "-") for field in fields | {"layout", "attention"})
+            raise ExperimentFileError(f"{path}: unknown key {key!r}; valid keys: {', '.join(valid)}")
+        items = value if isinstance(value, list) else [value]
+        expected = int if name in _INTEGER_AXES else str
+        for item in items:
+            if not isinstance(item, expected) or isinstance(item, bool):
+                kind = "integers" if expected is int else "strings"
+                raise ExperimentFileError(f"{path}: key {key!r} takes {kind} (or a list of them), got {item!r}")
+        for target in targets:
+            values[target] = tuple(items)
+    try:
+        return Matrix(**values)
+    except TypeError as error:
+        raise ExperimentFileError(f"{path}: {error}") from None
+    except ZooError as error:
+        raise ExperimentFileError(f"{path}: {error}") from None
