@@ -289,7 +289,7 @@ def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
         dropped = _canonical(set(stored.split) - set(used.split))
         if dropped:
             weight_gathers.append(Collective("all_gather", dropped, used, True, path))
-            gathered_extra.append(used)
+            gathered_extra.append(stored)
 
     # The output head: the residual's last positions normalised, times the (tied) embedding.
     head_collectives_before = len(collectives)
@@ -405,19 +405,21 @@ def _hint(name: str) -> str:
 
 
 def collective_time(collective: Collective, bytes_per_chip: float, chip: Chip, mesh_shape: tuple[int, int, int]) -> float:
-    """Seconds at the chip's full link bandwidth. A collective over axes of size 1 is free.
+    """Seconds at the chip's full interconnect bandwidth; a collective over axes of size 1 is free.
 
-    All-to-all: the paper gives no closed form. On a torus it runs one mesh axis at a time; on a
-    ring of k chips each chip's D bytes travel k/4 hops on average over two directions, a quarter of
-    the all-gather of the whole tensor: D·k/4 per axis over that axis's links. Behind a switch each
-    chip sends its D bytes once."""
+    As in the paper, every collective gets the chip's whole interconnect (270 GB/s on v4), whichever
+    mesh axes it runs over. Splitting it by axis (an x-only collective on 2 of a v4's 6 links) would
+    make 1D weight-stationary beat 2D at 64 chips, which the paper's measurements contradict.
+    All-to-all has no closed form in the paper: on a ring of k chips each chip's D bytes travel k/4
+    hops on average, a quarter of the all-gather of the whole tensor, so a torus all-to-all run one
+    axis at a time counts D·k/4 per axis; behind a switch each chip sends its D bytes once."""
     size_of = dict(zip(MESH_AXES, mesh_shape))
     axes = [axis for axis in collective.axes if size_of[axis] > 1]
     if not axes:
         return 0.0
     if collective.kind == "all_to_all" and chip.torus_axes:
-        return sum(bytes_per_chip * size_of[axis] / 4 for axis in axes) / chip.collective_bandwidth(1)
-    return bytes_per_chip / chip.collective_bandwidth(len(axes))
+        return sum(bytes_per_chip * size_of[axis] / 4 for axis in axes) / chip.interconnect_bandwidth
+    return bytes_per_chip / chip.interconnect_bandwidth
 
 
 def kv_cache_bytes(config: ModelConfig, batch: int, length: int, dtype: str = "bfloat16") -> int:

@@ -4,9 +4,10 @@
     estimate(Cell("palm-540b-64h", chips=64, batch=64, weights="int8"), mode="calibrated")
 
 Per-chip memory is what the phase holds at once: the stored weights, the KV cache for the context
-plus the generated tokens, and `other`: one layer's largest activations (the residual stream and
-the FFN hidden with the fused query heads), the weights a weight-gathered layout gathers for one
-layer, and the logits.
+plus the generated tokens, and `other`: one layer's live activations (the residual stream in and
+out, and the FFN hidden with the fused query heads), the logits, and for a weight-gathered layout
+two chunks of a gathered weight (the looped collective einsum of §3.5 streams the largest matrix
+in pieces the size of one stored shard, double-buffered, rather than holding a whole layer).
 """
 
 import dataclasses
@@ -31,8 +32,8 @@ def _memory(resolved: ResolvedCell, phase: str, mesh_shape) -> dict[str, int]:
     kv_cache = kv_per_layer.value(ways, cell.batch, 1, cache_length) * config.n_layers * dtype_bytes(cell.kv_dtype)
     length = cell.input_len if phase == "prefill" else 1
     residual, hidden, *gathered = template.activation_elements
-    other = (residual.value(ways, cell.batch, length, 1) + hidden.value(ways, cell.batch, length, 1)) * ACTIVATION_BYTES
-    other += sum(term.value(ways, 1, 1, 1) for term in gathered) * matrix_bytes
+    other = (2 * residual.value(ways, cell.batch, length, 1) + hidden.value(ways, cell.batch, length, 1)) * ACTIVATION_BYTES
+    other += 2 * max((term.value(ways, 1, 1, 1) for term in gathered), default=0) * matrix_bytes
     other += template.head_flops.value(ways, cell.batch, 1, 1) / (2 * config.d_model) * 4  # fp32 logits
     sizes = {"weights": int(weights), "kv_cache": int(kv_cache), "other": int(other)}
     return sizes | {"total": sum(sizes.values())}

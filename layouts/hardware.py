@@ -1,10 +1,8 @@
 """Accelerator presets for the estimator: peak FLOP/s, HBM size and bandwidth, interconnect bandwidth
 and how chips connect, each constant with the public source it was taken from.
 
-Bandwidths are one-way bytes per second. A torus chip spreads its links evenly over its axes, so a
-collective over a subset of the mesh axes uses only those axes' links (an all-gather over x alone on a
-v4 cube gets 2 of its 6 links); chips behind a switch (NVLink/NVSwitch) reach every peer at full
-bandwidth. Users add chips in a TOML file with the same field names:
+Bandwidths are one-way bytes per second. A torus chip spreads its links evenly over its axes
+(`axis_bandwidth`); chips behind a switch (NVLink/NVSwitch) reach every peer at full bandwidth. Users add chips in a TOML file with the same field names:
 
     [chip.my-chip]
     description = "..."
@@ -69,15 +67,12 @@ class Chip:
     def link_bandwidth(self) -> float:
         return self.interconnect_bandwidth / self.links
 
-    def collective_bandwidth(self, mesh_axes: int) -> float:
-        """One-way bandwidth a collective over `mesh_axes` mesh axes (each of size > 1) can use.
-
-        On a torus the logical mesh axes are taken to be the physical ones (the paper's 4×4×4), so
-        each axis brings interconnect/torus_axes; a third logical axis on a 2D torus shares links
-        and adds nothing. Behind a switch every collective gets the whole interconnect."""
-        if self.torus_axes == 0:
-            return self.interconnect_bandwidth
-        return self.interconnect_bandwidth * min(mesh_axes, self.torus_axes) / self.torus_axes
+    @property
+    def axis_bandwidth(self) -> float:
+        """One-way bandwidth of the links along one torus axis (the whole interconnect behind a
+        switch). The estimator follows the paper instead and gives every collective the chip's
+        whole interconnect (see layouts/cost_model.py)."""
+        return self.interconnect_bandwidth / self.torus_axes if self.torus_axes else self.interconnect_bandwidth
 
     def check_chips(self, chips: int) -> None:
         """Raise unless `chips` of this kind form one slice (torus) or one switched domain.

@@ -1,0 +1,113 @@
+"""The paper reproduced: every number of reference/paper.md §5 and the Fig. 3 volumes of §4,
+recomputed by the estimator beside the published value, with the relative error of each and the
+median and maximum over all. The published values appear here (and in the calibration's fit data,
+layouts/calibration.py) and nowhere else."""
+
+import dataclasses
+import math
+import statistics
+
+from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
+from layouts.calibration import TABLE_2
+from layouts.cost_model import axis_ways, kv_cache_bytes, phase_template
+from layouts.estimate import estimate
+from layouts.hardware import get_chip
+from layouts.layout import Partitioning
+from layouts.mesh import parse_mesh
+from zoo.config import ModelConfig
+from zoo.presets import get_preset
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    quantity: str
+    unit: str
+    published: float
+    estimate: float
+
+    @property
+    def relative_error(self) -> float:
+        return self.estimate / self.published - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Reproduction:
+    mode: str
+    comparisons: tuple[Comparison, ...]
+
+    @property
+    def median_error(self) -> float:
+        return statistics.median(abs(c.relative_error) for c in self.comparisons)
+
+    @property
+    def max_error(self) -> float:
+        return max(abs(c.relative_error) for c in self.comparisons)
+
+
+def longest_context(model: str, attention: str, *, chips: int, batch: int, kv_fraction: float, target: str = "tpu-v4", mesh: str = "4x4x4") -> int:
+    """The longest context whose bf16 KV cache fits in `kv_fraction` of one chip's HBM, with the
+    FFN in 2D weight-stationary and attention as `attention` (Table 1)."""
+    config = get_preset(model)
+    template = phase_template(Partitioning(FFN_LAYOUTS["2d-ws"], ATTENTION_LAYOUTS[attention], config), "decode")
+    shape = parse_mesh(mesh)
+    assert math.prod(shape) == chips
+    per_token = template.kv_elements.value(axis_ways(shape), batch, 1, 1) * config.n_layers * 2
+    return int(kv_fraction * get_chip(target).hbm_bytes // per_token)
+
+
+def ffn_volume_bytes(layout: str, *, d_model: int, d_ff: int, tokens: int, mesh: str) -> float:
+    """Per-chip bytes one FFN layer (two matrices, bf16) moves under `layout` (Fig. 3)."""
+    config = ModelConfig("fig-3", n_layers=1, d_model=d_model, d_ff=d_ff, n_heads=1, n_kv_heads=1, d_head=128, vocab=1, mlp="gelu", block="serial")
+    template = phase_template(Partitioning(FFN_LAYOUTS[layout], ATTENTION_LAYOUTS["heads"], config), "prefill")
+    ways = axis_ways(parse_mesh(mesh))
+    ffn = {"ffn in", "ffn hidden", "ffn out", "mlp.w_in", "mlp.w_out"}
+    # B·L as one batch of `tokens` rows of length 1: only the product enters the volumes.
+    return sum(c.elements.value(ways, tokens, 1, 1) * 2 for c in template.layer_collectives if c.where in ffn)
+
+
+# Table 1 (reference/paper.md §5): (model, attention, batch) -> published longest context.
+TABLE_1 = {
+    ("palm-540b-multihead", "heads", 128): 1320,
+    ("palm-540b-multihead", "heads", 512): 330,
+    ("palm-540b-64h", "heads", 128): 660,
+    ("palm-540b-64h", "heads", 512): 165,
+    ("palm-540b-64h", "batch", 128): 43_000,
+    ("palm-540b-64h", "batch", 512): 10_700,
+}
+FIGURE_3_GB = {"2d-ws": 0.0671, "wg-x": 0.302, "wg-xy": 1.082, "wg-xyz": 4.295}
+
+
+def reproduce_paper(mode: str = "calibrated") -> Reproduction:
+    comparisons = []
+    rows = {}
+    for name, (cell, latency, mfu) in TABLE_2.items():
+        (row,) = estimate(cell, mode)
+        rows[name] = row
+        comparisons.append(Comparison(f"Table 2 {name} latency", "s", latency, row.latency_s))
+        comparisons.append(Comparison(f"Table 2 {name} MFU", "", mfu, row.mfu))
+    comparisons.append(Comparison("headline decode at batch 64, int8", "ms/token", 29, rows["low-latency decode"].step_time_s * 1000))
+    comparisons.append(Comparison("headline large-batch prefill MFU", "", 0.76, rows["high-throughput prefill"].mfu))
+    contexts = {}
+    for (model, attention, batch), published in TABLE_1.items():
+        contexts[model, attention, batch] = longest_context(model, attention, chips=64, batch=batch, kv_fraction=0.3)
+        kind = "multihead" if model.endswith("multihead") else f"multiquery over {attention}"
+        comparisons.append(Comparison(f"Table 1 longest context, {kind}, batch {batch}", "tokens", published, contexts[model, attention, batch]))
+    batch_sharded = contexts["palm-540b-64h", "batch", 128]
+    comparisons.append(Comparison("longer context: batch-sharded multiquery vs multihead", "x", 32, batch_sharded / contexts["palm-540b-multihead", "heads", 128]))
+    comparisons.append(Comparison("longer context: batch-sharded vs head-sharded multiquery", "x", 64, batch_sharded / contexts["palm-540b-64h", "heads", 128]))
+    multihead = get_preset("palm-540b").replace(n_kv_heads=48, d_head=128)
+    comparisons.append(Comparison("KV cache, 500B+ multihead, batch 512, context 2048", "TB", 3.0, kv_cache_bytes(multihead, 512, 2048) / 1e12))
+    # The multiquery figure is PaLM 540B's own single K/V head of 256.
+    comparisons.append(Comparison("KV cache, PaLM 540B multiquery, same batch and context", "TB", 0.13, kv_cache_bytes(get_preset("palm-540b"), 512, 2048) / 1e12))
+    for layout, published in FIGURE_3_GB.items():
+        volume = ffn_volume_bytes(layout, d_model=16384, d_ff=65536, tokens=2048, mesh="4x4x4")
+        comparisons.append(Comparison(f"Fig. 3 per-layer FFN volume, {layout}", "GB", published, volume / 1e9))
+    return Reproduction(mode, tuple(comparisons))
+
+
+def format_reproduction(reproduction: Reproduction) -> str:
+    lines = [f"{'quantity':<62} {'unit':>9} {'published':>10} {'estimate':>10} {'error':>7}"]
+    for c in reproduction.comparisons:
+        lines.append(f"{c.quantity:<62} {c.unit:>9} {c.published:>10.4g} {c.estimate:>10.4g} {c.relative_error:>+7.1%}")
+    lines.append(f"median |error| {reproduction.median_error:.1%}, max |error| {reproduction.max_error:.1%} ({reproduction.mode})")
+    return "\n".join(lines)
