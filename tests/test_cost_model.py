@@ -81,8 +81,8 @@ def _stored_bytes(model: str, layout: str, mesh, attention: str = "heads") -> fl
 @pytest.mark.parametrize("layout", ["1d-ws", "2d-ws"])
 def test_weight_stationary_weights_are_parameters_over_chips(layout):
     # A multihead model splits every matrix over all chips; the norms, biases and learned position
-    # table it replicates are a few tenths of a percent.
-    assert _stored_bytes("mtnlg-530b", layout, (4, 4, 4)) == pytest.approx(get_preset("mtnlg-530b").param_count * 2 / 64, rel=5e-3)
+    # table it replicates (under 1D) come to half a percent.
+    assert _stored_bytes("mtnlg-530b", layout, (4, 4, 4)) == pytest.approx(get_preset("mtnlg-530b").param_count * 2 / 64, rel=1e-2)
 
 
 @pytest.mark.parametrize("model", ["palm-tiny", "mtnlg-tiny"])
