@@ -64,6 +64,35 @@ def _shard_bytes(tree) -> int:
     return total
 
 
+def _padded_bytes(shape, layout, itemsize) -> int:
+    """Bytes of an array of `shape` in a device layout: the minor dimensions are padded up to the
+    layout's first tile (on TPU, (8, 128) for 2D minor tiles; scalars and vectors pad too)."""
+    dims = [shape[axis] for axis in layout.major_to_minor]
+    tile = tuple(layout.tiling[0]) if layout.tiling else ()
+    if not tile:
+        return int(np.prod(dims, dtype=np.int64)) * itemsize
+    minor = ([1] * max(0, len(tile) - len(dims)) + dims)[-len(tile) :]
+    major = dims[: max(0, len(dims) - len(tile))]
+    padded = [-(-size // step) * step for size, step in zip(minor, tile)]
+    return int(np.prod(major, dtype=np.int64)) * int(np.prod(padded, dtype=np.int64)) * itemsize
+
+
+def argument_bytes(compiled, arguments) -> tuple[int, int | None]:
+    """Per-chip bytes of the program's arguments: (logical shards, shards in the compiled device
+    layouts, or None where the backend does not say). Their difference is the layout padding."""
+    leaves = jax.tree.leaves(arguments)
+    logical = sum(int(np.prod(leaf.sharding.shard_shape(leaf.shape), dtype=np.int64)) * leaf.dtype.itemsize for leaf in leaves)
+    try:
+        formats = jax.tree.leaves(compiled.input_formats[0])
+    except Exception:  # a backend or jax version without input formats
+        return logical, None
+    layouts = [getattr(item, "layout", item) for item in formats]
+    if len(layouts) != len(leaves) or any(getattr(layout, "major_to_minor", None) is None for layout in layouts):
+        return logical, None
+    padded = sum(_padded_bytes(leaf.sharding.shard_shape(leaf.shape), layout, leaf.dtype.itemsize) for leaf, layout in zip(leaves, layouts))
+    return logical, padded
+
+
 def _base_row(resolved: ResolvedCell, phase: str, target: Target) -> ResultRow:
     cell = resolved.cell
     return ResultRow(
@@ -148,11 +177,11 @@ def compile_cell(cell: Cell) -> list[ResultRow]:
                 row = row.failed(message)
             rows.append(row)
             continue
-        rows.append(_fill(row, compiled, mesh, weights_bytes, kv_bytes))
+        rows.append(_fill(row, compiled, mesh, arguments, weights_bytes, kv_bytes))
     return rows
 
 
-def _fill(row: ResultRow, compiled, mesh, weights_bytes: int, kv_bytes: int) -> ResultRow:
+def _fill(row: ResultRow, compiled, mesh, arguments, weights_bytes: int, kv_bytes: int) -> ResultRow:
     memory = compiled.memory_analysis()
     compiler_memory = None
     if memory is not None:
@@ -171,6 +200,10 @@ def _fill(row: ResultRow, compiled, mesh, weights_bytes: int, kv_bytes: int) -> 
         row.fits = None if row.hbm_bytes is None else total <= row.hbm_bytes
     else:
         row.memory_per_chip_bytes = {"weights": weights_bytes, "kv_cache": kv_bytes, "other": None, "total": None}
+    logical, padded = argument_bytes(compiled, arguments)
+    if compiler_memory is not None:
+        compiler_memory["arguments_logical"] = logical
+        compiler_memory["arguments_layout_padding"] = None if padded is None else padded - logical
     found = collectives(compiled, mesh)
     communication = row_bytes(found)
     row.comm_bytes_per_chip = {key: communication.get(key, 0.0) for key in COMMUNICATION_KEYS}

@@ -21,6 +21,7 @@ import tempfile
 import jax
 
 from layouts.errors import TargetError
+from layouts.hardware import get_chip
 
 LOCAL = "local"
 
@@ -31,10 +32,7 @@ class ChipFamily:
     topology_prefix: str  # libtpu's name for the generation in a topology name, e.g. "v4"
     chip_config: str | None  # v4 compiles one device per chip only as "megacore"
     slice_shapes: dict[int, tuple[int, ...]]  # chip count -> standard physical slice shape
-    hbm_bytes: int  # per chip, from the public spec sheet cited beside each family below
 
-
-GiB = 2**30
 
 _THREE_D = {
     4: (2, 2, 1),
@@ -54,14 +52,11 @@ _TWO_D = {4: (2, 2), 8: (2, 4), 16: (4, 4), 32: (4, 8), 64: (8, 8), 128: (8, 16)
 FAMILIES: dict[str, ChipFamily] = {
     family.name: family
     for family in (
-        # TPU v4: 32 GiB HBM per chip (reference/paper.md §2; cloud.google.com/tpu/docs/v4).
-        ChipFamily("tpu-v4", "v4", "megacore", _THREE_D, 32 * GiB),
-        # TPU v5e: 16 GiB HBM per chip, 2D torus up to 256 chips (cloud.google.com/tpu/docs/v5e).
-        ChipFamily("tpu-v5e", "v5e", None, _TWO_D, 16 * GiB),
-        # TPU v5p: 95 GiB HBM per chip, 3D torus (cloud.google.com/tpu/docs/v5p).
-        ChipFamily("tpu-v5p", "v5p", None, _THREE_D, 95 * GiB),
-        # TPU v6e (Trillium): 32 GiB HBM per chip, 2D torus up to 256 chips (cloud.google.com/tpu/docs/v6e).
-        ChipFamily("tpu-v6e", "v6e", None, _TWO_D, 32 * GiB),
+        # Target names are the hardware presets' chip names (layouts.hardware), which hold the HBM.
+        ChipFamily("tpu-v4", "v4", "megacore", _THREE_D),
+        ChipFamily("tpu-v5e", "v5e", None, _TWO_D),  # 2D torus up to 256 chips
+        ChipFamily("tpu-v5p", "v5p", None, _THREE_D),
+        ChipFamily("tpu-v6e", "v6e", None, _TWO_D),  # 2D torus up to 256 chips
     )
 }
 
@@ -109,21 +104,10 @@ class Target:
         """Memory per chip: the hardware preset's HBM for a TPU; a local accelerator's reported
         limit; None for the host CPU (its memory is the machine's)."""
         if self.family is not None:
-            return _hbm_of(self.family)
+            return int(get_chip(self.family.name).hbm_bytes)
         device = jax.devices()[0]
         stats = device.memory_stats() if hasattr(device, "memory_stats") else None
         return int(stats["bytes_limit"]) if stats and "bytes_limit" in stats else None
-
-
-def _hbm_of(family: ChipFamily) -> int:
-    try:
-        from layouts.hardware import get_chip  # the hardware presets, where they exist
-    except ImportError:
-        return family.hbm_bytes
-    try:
-        return int(get_chip(family.name).hbm_bytes)
-    except Exception:  # a preset table without this chip: keep the spec-sheet figure above
-        return family.hbm_bytes
 
 
 def get_target(spec: str, chips: int) -> Target:
@@ -184,11 +168,22 @@ def _quiet_stderr():
             os.close(saved)
 
 
+def _uses_tpus() -> bool:
+    platforms = os.environ.get("JAX_PLATFORMS", "").strip()
+    if platforms:
+        return "tpu" in platforms.split(",")
+    return jax.default_backend() == "tpu"
+
+
 @functools.cache
 def _topology_devices(topology_name: str, chip_config: str | None) -> tuple:
     from jax.experimental import topologies
 
     kwargs = {} if chip_config is None else {"chip_config_name": chip_config}
+    if not _uses_tpus():
+        # libtpu takes a machine-wide lock file when it loads; describing a topology touches no
+        # TPU, so several processes (two `zoo` commands, a test run beside a benchmark) may share it.
+        os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     try:
         with _quiet_stderr():
             topology = topologies.get_topology_desc(platform="tpu", topology_name=topology_name, **kwargs)
