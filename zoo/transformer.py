@@ -8,7 +8,7 @@ from jaxtyping import Array, Float, Int
 from zoo.block import RESIDUAL_NAMES, Block
 from zoo.config import ModelConfig
 from zoo.constraints import Constrain
-from zoo.logical_axes import BATCH, EMBED, LOGITS_VOCAB, POSITIONS, SEQ, VOCAB, Role
+from zoo.logical_axes import BATCH, EMBED, LOGITS_VOCAB, MATMUL_EMBED, POSITIONS, SEQ, VOCAB, Role
 from zoo.norm import LayerNorm
 from zoo.weights import AbstractWeight, init_weight, prepend_layers_axis, strip_layers_axis_names, use_weight
 
@@ -67,6 +67,10 @@ class Transformer(eqx.Module):
 
     def logits(self, x: Float[Array, "B T E"], constrain: Constrain) -> Float[Array, "B T V"]:
         dtype = x.dtype
+        # The head is a projection like any other: its input takes the matmul-input layout (B L E_x
+        # under 2D weight-stationary), so the partial sums are reduced into the vocabulary's shards
+        # instead of the compiler moving the whole [V, E] table to match a residual-layout input.
+        x = constrain(x, Role.ACTIVATION, (BATCH, SEQ, MATMUL_EMBED))
         if self.unembedding is None:
             logits = jnp.einsum("BTE,VE->BTV", x, use_weight(self.embedding, dtype, constrain), preferred_element_type=jnp.float32)
         else:
