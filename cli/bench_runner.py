@@ -1,6 +1,7 @@
 """Running a matrix: every (cell, source) once, failures as error rows, results cached per cell so
 an interrupted matrix resumes where it stopped."""
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -42,12 +43,19 @@ SOURCE_FUNCTIONS: dict[str, Callable[[Cell], list[ResultRow]]] = {"estimate": _e
 
 
 def resolve_auto(cell: Cell) -> Cell:
-    """A cell whose `auto` layouts are replaced by the estimator's best for each phase."""
-    if AUTO not in (cell.prefill_layout, cell.decode_layout):
-        return cell
-    from layouts.search import best_layouts
+    """A cell whose `auto` layouts are replaced by the estimator's fastest FFN and attention
+    layout for that phase."""
+    from layouts.search import best_layout
 
-    return best_layouts(cell)
+    defaults = {field.name: field.default for field in dataclasses.fields(Cell)}
+    # While one phase is searched, the other phase's `auto` stands for the default it would resolve from.
+    placeholder = {f"{phase}_layout": defaults[f"{phase}_layout"] for phase in ("prefill", "decode") if getattr(cell, f"{phase}_layout") == AUTO}
+    choices = {}
+    for phase in cell.phases:
+        if getattr(cell, f"{phase}_layout") == AUTO:
+            best = best_layout(dataclasses.replace(cell, **placeholder), phase)
+            choices |= {f"{phase}_layout": best.layout, f"{phase}_attention": best.attention}
+    return dataclasses.replace(cell, **(placeholder | choices)) if placeholder else cell
 
 
 def rows_for(cell: Cell, source: str) -> list[ResultRow]:

@@ -15,6 +15,7 @@ from cli.commands_checkpoint import checkpoint
 from cli.commands_generate import generate
 from cli.commands_layouts import layouts_command
 from cli.commands_models import models
+from cli.commands_reproduce import reproduce_paper_command
 from zoo.errors import ZooError
 
 
@@ -45,5 +46,5 @@ def main() -> None:
     """layoutzoo: models × partitioning layouts × chips — estimate, compile for TPU, run."""
 
 
-for command in (models, layouts_command, estimate, compile_command, run_command, bench, generate, checkpoint):
+for command in (models, layouts_command, estimate, compile_command, run_command, bench, reproduce_paper_command, generate, checkpoint):
     main.add_command(command)

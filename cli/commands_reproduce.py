@@ -1,0 +1,24 @@
+"""`zoo reproduce-paper`: every published number of reference/paper.md §5 (and the Fig. 3 volumes)
+beside the estimator's value and the relative error."""
+
+import json
+
+import click
+
+from cli.options import FORMAT
+
+
+@click.command(name="reproduce-paper")
+@click.option("--mode", type=click.Choice(["calibrated", "roofline"]), default="calibrated", show_default=True)
+@FORMAT
+def reproduce_paper_command(mode: str, output_format: str) -> None:
+    """The paper's published numbers beside the estimate, with the median and maximum error."""
+    from layouts.paper_reproduction import format_reproduction, reproduce_paper
+
+    reproduction = reproduce_paper(mode)
+    if output_format == "json":
+        for comparison in reproduction.comparisons:
+            click.echo(json.dumps({"quantity": comparison.quantity, "unit": comparison.unit, "published": comparison.published,
+                                   "estimate": comparison.estimate, "relative_error": comparison.relative_error, "mode": mode}))  # fmt: skip
+        return
+    click.echo(format_reproduction(reproduction))
