@@ -3,11 +3,10 @@
 import json
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from cli.options import FORMAT, run_guarded
-from cli.report import human_bytes
+from cli.report import human_bytes, wide_console
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.introspect import describe
 from layouts.layout import Partitioning
@@ -44,7 +43,7 @@ def layouts_command(name, model, chips, mesh, attention, batch, context_len, out
             table.add_column(column, overflow="fold")
         for entry in entries:
             table.add_row(*entry.values())
-        Console(width=max(Console().width, 160)).print(table)
+        wide_console().print(table)
         return
 
     layout = run_guarded(lambda: get_layout(name))
@@ -80,5 +79,5 @@ def layouts_command(name, model, chips, mesh, attention, batch, context_len, out
         table.add_column(column, overflow="fold")
     for p in placements:
         table.add_row(p.path, ", ".join("-" if n is None else n for n in p.names), _spec_text(p.spec), str(p.shape), str(p.per_chip_shape), human_bytes(p.per_chip_bytes))
-    Console(width=max(Console().width, 180)).print(table)
+    wide_console().print(table)
     click.echo(f"per chip: weights {human_bytes(report.weight_bytes_per_chip)}, KV cache {human_bytes(report.cache_bytes_per_chip)}")

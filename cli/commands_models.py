@@ -3,10 +3,10 @@
 import json
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from cli.options import FORMAT, run_guarded
+from cli.report import wide_console
 from zoo.presets import PRESETS, get_preset
 
 
@@ -50,7 +50,7 @@ def models(name: str | None, output_format: str) -> None:
             table.add_row(field, str(getattr(config, field)))
         table.add_row("matmul FLOPs per token (2·N)", f"{config.flops_per_token:.4g}")
         table.add_row("KV-cache bytes per token (bf16)", f"{config.kv_bytes_per_token('bfloat16'):,}")
-        Console().print(table)
+        wide_console().print(table)
         return
     table = Table(title="model presets")
     for column in ("name", "params", "layers", "E", "F", "H", "K", "Q", "V", "block", "kv bytes/token"):
@@ -61,4 +61,4 @@ def models(name: str | None, output_format: str) -> None:
             str(config.n_heads), str(config.n_kv_heads), str(config.d_head), str(config.vocab),
             f"{config.block}/{config.mlp}", f"{config.kv_bytes_per_token('bfloat16'):,}",
         )
-    Console().print(table)
+    wide_console().print(table)

@@ -119,9 +119,14 @@ def side_by_side(rows: list[ResultRow], title: str = "results") -> Table:
     return table
 
 
+def wide_console() -> Console:
+    """A console at least 180 columns wide: tables stay readable when stdout is a pipe or a file."""
+    return Console(width=max(Console().width, 180))
+
+
 def print_rows(rows: list[ResultRow], output_format: str, title: str = "results") -> None:
     """Table on stdout, or one JSON object per row and nothing else."""
     if output_format == "json":
         print(jsonl_text(rows), end="", flush=True)
         return
-    Console(width=max(Console().width, 200)).print(side_by_side(rows, title))
+    wide_console().print(side_by_side(rows, title))

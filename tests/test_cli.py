@@ -1,0 +1,181 @@
+"""The `zoo` command through click's CliRunner: tables, JSON rows, the matrix, and bad input."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from layouts.result_row import COMMUNICATION_KEYS, ENV_KEYS, MEMORY_KEYS, ROW_KEYS
+
+NUMBER = (int, float, type(None))
+ROW_TYPES = {
+    "model": str, "layout": str, "attention": str, "chips": int, "mesh": str, "target": str, "phase": str, "batch": int,
+    "input_len": int, "context_len": int, "gen_tokens": int, "weights": str, "source": str, "status": str,
+    "error": (str, type(None)), "step_time_s": NUMBER, "latency_s": NUMBER, "tokens_per_s": NUMBER, "mfu": NUMBER,
+    "cost_chip_ms_per_token": NUMBER, "hbm_bytes": NUMBER, "fits": (bool, type(None)), "compile_time_s": NUMBER,
+    "memory_per_chip_bytes": dict, "comm_bytes_per_chip": dict, "env": dict, "details": dict,
+}  # fmt: skip
+
+
+def validate_row(row: dict) -> None:
+    """A DESIGN.md result row: every key, the right types, the nested blocks complete."""
+    assert set(ROW_KEYS) <= set(row), set(ROW_KEYS) - set(row)
+    for key, kind in ROW_TYPES.items():
+        assert isinstance(row[key], kind), (key, row[key])
+    assert set(row["memory_per_chip_bytes"]) == set(MEMORY_KEYS)
+    assert set(row["comm_bytes_per_chip"]) == set(COMMUNICATION_KEYS)
+    assert set(row["env"]) == set(ENV_KEYS)
+    assert row["phase"] in ("prefill", "decode") and row["source"] in ("estimate", "compile", "run")
+    assert row["status"] in ("ok", "error") and (row["status"] == "ok") == (row["error"] is None)
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def json_lines(result) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def assert_usage_error(result, *parts: str) -> None:
+    assert result.exit_code == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for part in parts:
+        assert part in lines[0], lines[0]
+
+
+def test_models_table_and_json():
+    result = invoke("models")
+    assert result.exit_code == 0 and "palm-540b" in result.stdout and "mtnlg-530b" in result.stdout
+    rows = json_lines(invoke("models", "--format", "json"))
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["palm-8b"]["params"] == 8_632_012_800 and by_name["mtnlg-530b"]["n_kv_heads"] == 128
+    assert set(by_name["palm-tiny"]) == {"name", "params", "n_layers", "d_model", "d_ff", "n_heads", "n_kv_heads", "d_head", "vocab"}
+
+
+def test_layouts_list_detail_and_placements():
+    assert "wg-xyz" in invoke("layouts").stdout
+    detail = invoke("layouts", "2d-ws")
+    assert "E_x F_yz" in detail.stdout
+    placements = json_lines(invoke("layouts", "2d-ws", "--model", "palm-tiny", "--mesh", "2x2x2", "--format", "json"))
+    w_in = next(p for p in placements if p["tensor"] == "blocks.mlp.w_in")
+    assert w_in["spec"] == "[-, x, -, yz]" and w_in["per_chip_shape"] == [2, 64, 2, 128]
+
+
+def test_estimate_table_and_json_rows():
+    args = ["estimate", "--model", "palm-540b-64h", "--chips", "64", "--batch", "64", "--weights", "int8"]
+    table = invoke(*args)
+    assert table.exit_code == 0 and "palm-540b-64h" in table.stdout
+    rows = json_lines(invoke(*args, "--format", "json"))
+    assert [row["phase"] for row in rows] == ["prefill", "decode"]
+    for row in rows:
+        validate_row(row)
+        assert row["source"] == "estimate" and row["status"] == "ok" and row["step_time_s"] > 0
+
+
+def test_compile_and_run_one_small_cell_as_json():
+    cell = ["--model", "palm-tiny", "--chips", "8", "--mesh", "2x2x2", "--batch", "8", "--input-len", "16", "--gen-tokens", "4"]
+    compiled = json_lines(invoke("compile", *cell, "--target", "tpu-v4", "--phase", "decode", "--format", "json"))
+    assert len(compiled) == 1
+    validate_row(compiled[0])
+    assert compiled[0]["source"] == "compile" and compiled[0]["memory_per_chip_bytes"]["weights"] > 0
+    ran = json_lines(invoke("run", *cell, "--phase", "decode", "--repeats", "2", "--format", "json"))
+    validate_row(ran[0])
+    assert ran[0]["source"] == "run" and ran[0]["step_time_s"] > 0 and ran[0]["target"].startswith("local")
+
+
+def test_bench_matrix_keeps_going_past_a_failing_cell_and_resumes(tmp_path):
+    out = tmp_path / "bench"
+    # palm-540b's 48 heads do not divide 64 chips: an error row; palm-540b-64h is fine.
+    args = ["bench", "--model", "palm-540b,palm-540b-64h", "--chips", "64", "--batch", "64", "--out", str(out), "--format", "json", "--no-plots"]
+    first = invoke(*args)
+    assert first.exit_code == 0, first.stderr
+    rows = json_lines(first)
+    for row in rows:
+        validate_row(row)
+    errors = [row for row in rows if row["status"] == "error"]
+    assert errors and all(row["model"] == "palm-540b" and "does not divide" in row["error"] for row in errors)
+    assert any(row["status"] == "ok" and row["model"] == "palm-540b-64h" for row in rows)
+    written = (out / "rows.jsonl").read_text().splitlines()
+    assert len(written) == len(rows) and (out / "rows.csv").read_text().count("\n") == len(rows) + 1
+    assert "computed 2, reused 0" in first.stderr
+
+    # Interrupted: one cell's result lost. The re-run computes only that one.
+    cached = sorted((out / "cells").glob("*.json"))
+    cached[0].unlink()
+    second = invoke(*args)
+    assert "computed 1, reused 1" in second.stderr
+    assert sorted(map(json.dumps, json_lines(second))) == sorted(map(json.dumps, rows))
+
+
+def test_bench_writes_plots(tmp_path):
+    out = tmp_path / "plots"
+    result = invoke("bench", "--model", "palm-8b", "--chips", "8,16", "--batch", "1,64", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert (out / "pareto.png").stat().st_size > 1000 and (out / "memory.png").stat().st_size > 1000
+
+
+def test_experiment_file(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text('model = "palm-8b"\nchips = [8, 16]\nbatch = 64\nlayout = "2d-ws"\nsource = ["estimate"]\n')
+    result = invoke("bench", "--config", str(path), "--out", str(tmp_path / "out"), "--format", "json", "--no-plots")
+    rows = json_lines(result)
+    assert result.exit_code == 0 and {row["chips"] for row in rows} == {8, 16} and len(rows) == 4
+
+
+@pytest.mark.parametrize(
+    "args,parts",
+    [
+        (["estimate", "--model", "palm-8c"], ["unknown model 'palm-8c'", "did you mean 'palm-8b'"]),
+        (["estimate", "--model", "palm-8b", "--layout", "2d-wz"], ["unknown layout '2d-wz'", "did you mean '2d-ws'"]),
+        (["compile", "--model", "palm-tiny", "--target", "tpu-v9"], ["unknown target 'tpu-v9'", "tpu-v4"]),
+        (["estimate", "--model", "palm-8b", "--mesh", "4x4y4", "--chips", "64"], ["malformed mesh"]),
+        (["estimate", "--model", "palm-8b", "--batch", "0"], ["--batch takes positive integers"]),
+        (["estimate", "--model", "palm-8b", "--chips", "-8"], ["--chips takes positive integers"]),
+        (["estimate", "--model", "palm-8b", "--chips", "8", "--mesh", "2x2x4"], ["has 16 chips but chips=8"]),
+        (["bench", "--model", "palm-8b", "--source", "guess"], ["unknown source 'guess'"]),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, parts):
+    assert_usage_error(invoke(*args), *parts)
+
+
+@pytest.mark.parametrize(
+    "text,parts",
+    [
+        ('model = "palm-8b"\ncolour = "red"\n', ["unknown key 'colour'"]),
+        ('model = "palm-8b"\nchips = "eight"\n', ["key 'chips' takes integers"]),
+        ('model = "palm-8b"\nchips = [8, true]\n', ["key 'chips' takes integers"]),
+        ('model = "palm-8b\n', ["not valid TOML"]),
+    ],
+)
+def test_bad_experiment_files_name_file_and_key_and_touch_no_output(tmp_path, text, parts):
+    out = tmp_path / "out"
+    out.mkdir()
+    previous = out / "rows.jsonl"
+    previous.write_text("precious\n")
+    path = tmp_path / "exp.toml"
+    path.write_text(text)
+    assert_usage_error(invoke("bench", "--config", str(path), "--out", str(out)), str(path), *parts)
+    assert previous.read_text() == "precious\n" and not (out / "cells").exists()
+
+
+def test_reproduce_paper_json():
+    rows = json_lines(invoke("reproduce-paper", "--format", "json"))
+    assert len(rows) >= 20 and all(abs(row["relative_error"]) < 0.1 for row in rows)
+
+
+def test_generate_json_with_a_random_tiny_model():
+    result = invoke("generate", "--model", "palm-tiny", "--prompt", "hi", "--gen-tokens", "4", "--format", "json")
+    record = json.loads(result.stdout)
+    assert set(record) == {"model", "layout", "prompt", "text", "tokens"} and len(record["tokens"]) == 4
+
+
+def test_json_output_is_only_rows_on_stdout(tmp_path):
+    result = invoke("bench", "--model", "palm-8b", "--chips", "8", "--out", str(tmp_path / "o"), "--format", "json", "--no-plots")
+    assert all(line.startswith("{") for line in result.stdout.splitlines())
+    assert Path(tmp_path / "o" / "rows.jsonl").exists()
