@@ -95,7 +95,8 @@ class DimensionCheck:
     tensor: str
     name: str
     size: int | None
-    axes: Axes
+    axes: Axes  # in the layout's order, for the message
+    split: Axes = ()  # the same axes in canonical order, to look up their ways
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +108,7 @@ class PhaseTemplate:
     attention_flops: Term
     layer_weight_bytes: tuple[Term, ...]  # elements of weights read from HBM per layer
     kv_elements: Term  # KV-cache elements read (decode) or written (prefill) per layer
+    kv_capacity: Term  # KV-cache elements held per layer for S cached positions
     layer_collectives: tuple[Collective, ...]
     head_flops: Term
     head_weight_elements: Term
@@ -311,16 +313,19 @@ def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
     cache_split = _canonical(partitioning.axes(Role.CACHE, CACHE_BATCH) + partitioning.axes(Role.CACHE, CACHE_KV_HEADS))
     hidden = _Tensor(("B", "L", G * F + H * Q), (act(BATCH), act(SEQ), act(HIDDEN_MLP)))
 
-    stored_weights = tuple(
-        (_weight_term(partitioning, Role.WEIGHT, shape, names, config.n_layers if per_layer else 1), matrix)
-        for _, shape, names, per_layer, matrix in _weight_table(config)
-    )
+    # Weights split the same way add up to one term: the memory sum is then a handful of divisions.
+    stored_counts: dict[tuple[Axes, bool], int] = {}
+    for _, shape, names, per_layer, matrix in _weight_table(config):
+        term = _weight_term(partitioning, Role.WEIGHT, shape, names, config.n_layers if per_layer else 1)
+        stored_counts[term.split, matrix] = stored_counts.get((term.split, matrix), 0) + term.count
+    stored_weights = tuple((Term(count, split), matrix) for (split, matrix), count in stored_counts.items())
     return PhaseTemplate(
         layer_flops=tuple(flops),
         # QKᵀ and the weighted sum over V: 4·B·L·S·H·Q, split over attention's batch and head axes.
         attention_flops=Term(4 * H * Q, attention_split, batch=True, seq=True, cache=True),
         layer_weight_bytes=tuple(weight_bytes),
         kv_elements=Term(2 * K * Q, cache_split, batch=True, seq=phase == "prefill", cache=phase == "decode"),
+        kv_capacity=Term(2 * K * Q, cache_split, batch=True, cache=True),
         layer_collectives=tuple(collectives) + tuple(weight_gathers),
         head_flops=head_flops,
         head_weight_elements=head_used,
@@ -353,7 +358,7 @@ def _checks(partitioning: Partitioning) -> tuple[DimensionCheck, ...]:
     )
     checks += [DimensionCheck("activation", name, size, partitioning.axes(Role.ACTIVATION, name)) for name, size in activations]
     checks += [DimensionCheck("kv cache", name, size, partitioning.axes(Role.CACHE, name)) for name, size in ((CACHE_BATCH, None), (CACHE_KV_HEADS, config.n_kv_heads))]
-    return tuple(check for check in checks if check.axes)
+    return tuple(dataclasses.replace(check, split=_canonical(check.axes)) for check in checks if check.axes)
 
 
 # Templates are cached per (FFN layout, attention layout, model, phase). Layouts hold mapping
@@ -386,7 +391,7 @@ def check_divisible(template: PhaseTemplate, mesh_shape: tuple[int, int, int], b
     ways = axis_ways(mesh_shape)
     size_of = dict(zip(MESH_AXES, mesh_shape))
     for check in template.checks:
-        split = ways[_canonical(check.axes)]
+        split = ways[check.split]
         size = batch if check.size is None else check.size
         if size % split:
             sizes = " x ".join(f"{axis}={size_of[axis]}" for axis in check.axes)
@@ -543,5 +548,8 @@ def phase_passes(resolved: ResolvedCell, phase: str) -> PhasePasses:
         return PhasePasses(chip, mesh_shape, reported, reported, 1, cell.batch * cell.input_len)
     context, steps = cell.decode_context, cell.gen_tokens
     reported = pass_terms(template, config, chip, mesh_shape, length=1, cache_length=context, **sizes)
-    mean = pass_terms(template, config, chip, mesh_shape, length=1, cache_length=context + (steps - 1) / 2, **sizes)
+    # Only attention and the KV-cache read depend on the context: scale them to the mean step.
+    grown = (context + (steps - 1) / 2) / context
+    layer = dataclasses.replace(reported.layer, attention_flops=reported.layer.attention_flops * grown, kv_bytes=reported.layer.kv_bytes * grown)
+    mean = dataclasses.replace(reported, layer=layer)
     return PhasePasses(chip, mesh_shape, reported, mean, steps, cell.batch * steps)

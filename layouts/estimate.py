@@ -11,6 +11,7 @@ in pieces the size of one stored shard, double-buffered, rather than holding a w
 """
 
 import dataclasses
+import functools
 
 from layouts.calibration import get_mode
 from layouts.cell import Cell, ResolvedCell
@@ -28,8 +29,7 @@ def _memory(resolved: ResolvedCell, phase: str, mesh_shape) -> dict[str, int]:
     matrix_bytes = 1 if cell.weights == "int8" else dtype_bytes(config.dtype)
     weights = sum(term.value(ways, 1, 1, 1) * (matrix_bytes if matrix else dtype_bytes(config.dtype)) for term, matrix in template.stored_weights)
     cache_length = cell.decode_context + cell.gen_tokens
-    kv_per_layer = dataclasses.replace(template.kv_elements, seq=False, cache=True)
-    kv_cache = kv_per_layer.value(ways, cell.batch, 1, cache_length) * config.n_layers * dtype_bytes(cell.kv_dtype)
+    kv_cache = template.kv_capacity.value(ways, cell.batch, 1, cache_length) * config.n_layers * dtype_bytes(cell.kv_dtype)
     length = cell.input_len if phase == "prefill" else 1
     residual, hidden, *gathered = template.activation_elements
     other = (2 * residual.value(ways, cell.batch, length, 1) + hidden.value(ways, cell.batch, length, 1)) * ACTIVATION_BYTES
@@ -37,6 +37,15 @@ def _memory(resolved: ResolvedCell, phase: str, mesh_shape) -> dict[str, int]:
     other += template.head_flops.value(ways, cell.batch, 1, 1) / (2 * config.d_model) * 4  # fp32 logits
     sizes = {"weights": int(weights), "kv_cache": int(kv_cache), "other": int(other)}
     return sizes | {"total": sum(sizes.values())}
+
+
+@functools.cache
+def _calibration_dict(calibration) -> tuple[tuple[str, object], ...]:
+    return tuple(dataclasses.asdict(calibration).items())
+
+
+def _factors(calibration) -> dict:
+    return dict(_calibration_dict(calibration))
 
 
 def _row(resolved: ResolvedCell, phase: str, mode: str) -> ResultRow:
@@ -51,7 +60,7 @@ def _row(resolved: ResolvedCell, phase: str, mode: str) -> ResultRow:
     comm = {kind: layers * reported.layer.comm_bytes[kind] + reported.head.comm_bytes[kind] for kind in reported.layer.comm_bytes}
     details = {
         "mode": mode,
-        "calibration": dataclasses.asdict(calibration),
+        "calibration": _factors(calibration),
         "model_variant": config.description,
         "params": config.param_count,
         "mfu_params": config.mfu_params,

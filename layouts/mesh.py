@@ -1,6 +1,7 @@
 """Meshes: parsing a user's `4x4x4`, choosing the shape the paper's formulas favour, and building a
 `jax.sharding.Mesh` with axes x, y, z from local devices or any device list (a TPU topology's)."""
 
+import functools
 import math
 import re
 
@@ -53,29 +54,25 @@ def choose_mesh_shape(chips: int, layout: Layout, config: ModelConfig, tokens: i
     Otherwise (1D weight-stationary, where communication does not depend on the shape): the most
     balanced torus. Ties go to the most balanced shape.
     """
-    shapes = factorizations(chips)
     E, F = config.d_model, config.d_ff
-
-    def log_distance(value: float, target: float) -> float:
-        return abs(math.log(value) - math.log(max(target, 1e-9)))
-
     if layout.family == "weight-stationary" and layout.rules["weight"]["embed"] and layout.rules["weight"]["mlp"]:
-        embed_axes = layout.rules["weight"]["embed"]
-        target = math.sqrt(chips * E / F)
+        return _nearest_shape(chips, tuple(layout.rules["weight"]["embed"]), math.sqrt(chips * E / F))
+    if layout.family == "weight-gathered" and tokens:
+        return _nearest_shape(chips, layout.gathered_axes, math.sqrt(tokens * chips / F))
+    return _nearest_shape(chips, (), None)
 
-        def score(shape):
-            size = dict(zip(MESH_AXES, shape))
-            return (log_distance(math.prod(size[a] for a in embed_axes), target), _imbalance(shape))
-    elif layout.family == "weight-gathered" and tokens:
-        gathered = layout.gathered_axes
-        target = math.sqrt(tokens * chips / F)
 
-        def score(shape):
-            size = dict(zip(MESH_AXES, shape))
-            return (log_distance(math.prod(size[a] for a in gathered), target), _imbalance(shape))
-    else:
-        score = _imbalance
-    return min(shapes, key=score)
+@functools.cache  # the estimator's sweeps ask the same few questions thousands of times
+def _nearest_shape(chips: int, axes: tuple[str, ...], target: float | None) -> MeshShape:
+    """The shape whose product over `axes` is nearest `target` (in log), then the most balanced."""
+
+    def score(shape):
+        if target is None:
+            return (0.0, _imbalance(shape))
+        size = dict(zip(MESH_AXES, shape))
+        return (abs(math.log(math.prod(size[a] for a in axes)) - math.log(max(target, 1e-9))), _imbalance(shape))
+
+    return min(factorizations(chips), key=score)
 
 
 def make_mesh(shape: MeshShape, devices=None) -> Mesh:
