@@ -58,3 +58,30 @@ __all__ = [
     "weight_placements",
 ]
 from layouts.sharded_generation import sharded_generate
+
+# The analytical cost model: chips, estimates, layout search, the paper reproduced. `estimate` and
+# `fit` stay in their modules (layouts.estimate, layouts.calibration): exported here, a function
+# would shadow its own module's name.
+from layouts.calibration import CALIBRATED, ROOFLINE, Calibration  # noqa: E402
+from layouts.estimate import estimate_or_error_rows  # noqa: E402
+from layouts.hardware import CHIPS, Chip, get_chip, load_chips  # noqa: E402
+from layouts.paper_reproduction import format_reproduction, reproduce_paper  # noqa: E402
+from layouts.search import best_layout, paper_layout, paper_rule_rows, pareto_frontier, pareto_sweep  # noqa: E402
+
+__all__ += [
+    "CALIBRATED",
+    "CHIPS",
+    "Calibration",
+    "Chip",
+    "ROOFLINE",
+    "best_layout",
+    "estimate_or_error_rows",
+    "format_reproduction",
+    "get_chip",
+    "load_chips",
+    "paper_layout",
+    "paper_rule_rows",
+    "pareto_frontier",
+    "pareto_sweep",
+    "reproduce_paper",
+]
