@@ -85,3 +85,21 @@ __all__ += [
     "pareto_sweep",
     "reproduce_paper",
 ]
+
+# Ahead-of-time compilation for a target (a TPU topology with no TPU present, or the local devices).
+from layouts.compile import compile_cell, cross_check  # noqa: E402
+from layouts.errors import TargetError  # noqa: E402
+from layouts.hlo_analysis import Collective, bytes_by_kind, collectives  # noqa: E402
+from layouts.targets import Target, get_target, target_names  # noqa: E402
+
+__all__ += [
+    "Collective",
+    "Target",
+    "TargetError",
+    "bytes_by_kind",
+    "collectives",
+    "compile_cell",
+    "cross_check",
+    "get_target",
+    "target_names",
+]
