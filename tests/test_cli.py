@@ -179,3 +179,15 @@ def test_json_output_is_only_rows_on_stdout(tmp_path):
     result = invoke("bench", "--model", "palm-8b", "--chips", "8", "--out", str(tmp_path / "o"), "--format", "json", "--no-plots")
     assert all(line.startswith("{") for line in result.stdout.splitlines())
     assert Path(tmp_path / "o" / "rows.jsonl").exists()
+
+
+def test_shipped_examples_load():
+    from cli.matrix import load_experiment
+    from layouts import get_layout
+
+    examples = Path(__file__).parent.parent / "examples"
+    experiments = [path for path in examples.glob("*.toml") if 'kind = "ffn"' not in path.read_text()]
+    assert len(experiments) >= 3
+    for path in experiments:
+        assert all(matrix.cells() for matrix in load_experiment(path)), path
+    assert get_layout(str(examples / "my-2d-ws.toml")).name == "my-2d"
