@@ -65,23 +65,26 @@ class Matrix:
 
 def default_matrices() -> list[Matrix]:
     """`zoo bench` with no arguments: the paper's four models on TPU v4 at the chip counts the paper
-    serves them on, every built-in layout estimated; the paper's own layout choices compiled for the
-    TPU topology; and a tiny model run on the local devices."""
+    serves them on. Every built-in prefill layout is estimated at batch 1, 64 and 512; the paper's
+    low-latency choices (prefill at batch 1 over heads, decode at batch 64 with attention over the
+    batch, 2D weight-stationary) are compiled for the TPU topology; and a tiny model is estimated,
+    compiled and run on the local devices."""
+    import jax
+
     from layouts.builtin import FFN_LAYOUTS
 
     paper = [("palm-8b", 8), ("palm-62b", 16), ("palm-540b-64h", 64), ("mtnlg-530b", 64)]
     matrices = []
     for model, chips in paper:
-        matrices.append(
-            Matrix(model=(model,), prefill_layout=tuple(FFN_LAYOUTS), decode_layout=("2d-ws",), chips=(chips,), batch=(64, 512), source=("estimate",))
-        )
-        matrices.append(
-            Matrix(model=(model,), prefill_layout=("2d-ws", "wg-xyz"), decode_layout=("2d-ws",), chips=(chips,), batch=(64,), source=("compile",))
-        )
+        matrices.append(Matrix(model=(model,), prefill_layout=tuple(FFN_LAYOUTS), chips=(chips,), batch=(1, 64, 512), source=("estimate",)))
+        matrices.append(Matrix(model=(model,), chips=(chips,), phase=("prefill",), batch=(1,), source=("compile",)))
+        matrices.append(Matrix(model=(model,), chips=(chips,), phase=("decode",), batch=(64,), source=("compile",)))
+    # As many local devices as form a power of two (up to 8): one CPU on a plain machine.
+    local = 1 << (min(len(jax.devices()), 8).bit_length() - 1)
     matrices.append(
         Matrix(
-            model=("palm-tiny",), prefill_layout=("2d-ws", "wg-xyz"), chips=(8,), mesh=("2x2x2",), target=("local",), batch=(8,),
-            input_len=(128,), gen_tokens=(16,), source=("estimate", "compile", "run"),
+            model=("palm-tiny",), chips=(local,), target=("local",), batch=(8,), input_len=(128,), gen_tokens=(16,),
+            decode_attention=("batch" if local > 1 else "heads",), source=("estimate", "compile", "run"),
         )
     )
     return matrices

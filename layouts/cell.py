@@ -35,7 +35,7 @@ class Cell:
     phase: PhaseChoice = "both"
     batch: int = 1
     input_len: int = 2048
-    context_len: int | None = None  # KV-cache length a decode step attends over; default input_len
+    context_len: int | None = None  # tokens in the cache when decoding starts; default input_len
     gen_tokens: int = 64
     weights: WeightsDType = "bf16"
     kv_dtype: str = "bfloat16"
@@ -59,6 +59,12 @@ class Cell:
     @property
     def decode_context(self) -> int:
         return self.context_len if self.context_len is not None else self.input_len
+
+    def cache_len(self, phase: str) -> int:
+        """Tokens the KV cache holds in `phase`: the prompt in prefill; in decode, the context plus
+        every generated token (what the generation needs allocated). Estimate, compile and run all
+        size the cache by this."""
+        return self.input_len if phase == "prefill" else self.decode_context + self.gen_tokens
 
     @property
     def phases(self) -> tuple[str, ...]:

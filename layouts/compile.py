@@ -17,7 +17,8 @@ Per chip, a compile row reports:
 
 A prefill row compiles `prefill` of `batch × input_len` tokens into a cache of exactly `input_len`
 (its context_len is input_len: the prompt fills the cache, so the KV bytes are the prompt's). A
-decode row compiles one `decode_step` against a cache of `context_len`.
+decode row compiles one `decode_step` against a cache of `Cell.cache_len("decode")` = context_len +
+gen_tokens: the cache a generation allocates, as the estimator counts it.
 
 A program the compiler rejects for memory (TPU compiles fail with RESOURCE_EXHAUSTED rather than
 produce a program that cannot run) is an ok row with `fits: false`, the argument shards and the
@@ -25,8 +26,6 @@ compiler's reported requirement; any other compiler failure is an error row with
 
 Known differences between compile rows and the estimator's (found with palm-8b on v4 2x2x2 and
 palm-540b-64h on v4 4x4x4; `cross_check` gives the ratios):
-- KV bytes: a decode row's cache holds exactly context_len tokens; the estimator counts
-  context_len + gen_tokens (ratio 2048/2112 = 0.970 at the paper's settings).
 - The zoo's projections accumulate in fp32 and cast after, so XLA reduces their partial sums in
   fp32: twice the bf16 bytes the paper's formulas count for those reductions.
 - XLA's TPU pipeline often keeps an all-reduce where the formulas have a reduce-scatter followed by
@@ -153,7 +152,7 @@ def compile_phase(resolved: ResolvedCell, phase: str, devices) -> tuple:
     if phase == "prefill":
         input_len, max_len = cell.input_len, cell.input_len
     else:
-        input_len, max_len = 1, cell.decode_context
+        input_len, max_len = 1, cell.cache_len(phase)
     steps = build_steps(model, partitioning, partitioning, mesh, batch=cell.batch, input_len=input_len, max_len=max_len, cache_dtype=cell.kv_dtype)
     program = getattr(steps, phase)
     arguments = program.abstract_arguments(model, abstract_cache(config, cell.batch, max_len, cell.kv_dtype))

@@ -28,7 +28,7 @@ def _memory(resolved: ResolvedCell, phase: str, mesh_shape) -> dict[str, int]:
     ways = axis_ways(mesh_shape)
     matrix_bytes = 1 if cell.weights == "int8" else dtype_bytes(config.dtype)
     weights = sum(term.value(ways, 1, 1, 1) * (matrix_bytes if matrix else dtype_bytes(config.dtype)) for term, matrix in template.stored_weights)
-    cache_length = cell.decode_context + cell.gen_tokens
+    cache_length = cell.cache_len(phase)
     kv_cache = template.kv_capacity.value(ways, cell.batch, 1, cache_length) * config.n_layers * dtype_bytes(cell.kv_dtype)
     length = cell.input_len if phase == "prefill" else 1
     residual, hidden, *gathered = template.activation_elements

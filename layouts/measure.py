@@ -5,7 +5,7 @@ Each phase is compiled once (the same program `zoo compile` reports, built by `c
 timed apart from the steps; then run after a warm-up for several repetitions with
 `block_until_ready`, and the median is reported. Weights are random (timing does not depend on
 their values) and created directly in their shards. A decode step is timed at `context_len`: the
-cache holds context_len − 1 tokens and the step writes the last slot.
+cache (sized for context_len + gen_tokens) holds context_len tokens and the step writes the next.
 """
 
 import os
@@ -67,7 +67,7 @@ def _materialize(config, weights: str, arguments, phase: str, context_len: int, 
     batch, max_len = cache_arguments.k.shape[1], cache_arguments.k.shape[2]
     cache_shardings = jax.tree.map(lambda leaf: leaf.sharding, cache_arguments)
     new_cache = jax.jit(partial(init_cache, config, batch, max_len, str(cache_arguments.k.dtype)), out_shardings=cache_shardings)
-    written = 0 if phase == "prefill" else context_len - 1
+    written = 0 if phase == "prefill" else context_len
 
     def fresh_cache(previous: KVCache | None = None) -> KVCache:
         cache = new_cache() if previous is None else previous

@@ -28,7 +28,8 @@ def analytical_bytes(row, config) -> tuple[int, int, int]:
     mesh_shape = dict(zip("xyz", parse_mesh(row.mesh)))
     weights = sum(p.per_chip_bytes for p in weight_placements(build_abstract(config), partitioning, mesh_shape))
     batch_ways = math.prod(mesh_shape[axis] for axis in partitioning.axes(Role.CACHE, CACHE_BATCH))
-    kv = config.kv_bytes_per_token() * row.batch * row.context_len // batch_ways
+    cache_len = row.input_len if row.phase == "prefill" else row.context_len + row.gen_tokens
+    kv = config.kv_bytes_per_token() * row.batch * cache_len // batch_ways
     token_ways = math.prod(mesh_shape[axis] for axis in partitioning.axes(Role.ACTIVATION, BATCH_AXIS))
     tokens = row.batch * (row.input_len if row.phase == "prefill" else 1) * 4 // token_ways
     return weights, kv, tokens
