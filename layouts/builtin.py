@@ -18,6 +18,8 @@ from zoo.logical_axes import (
     LAYERS,
     LOGITS_VOCAB,
     MATMUL_EMBED,
+    MATMUL_HEADS,
+    MATMUL_MLP,
     MLP,
     POSITIONS,
     RESIDUAL_EMBED,
@@ -46,7 +48,8 @@ def ffn_layout(
 ) -> Layout:
     """A layout from the few placements that define it: weights stored as E_a F_b and used as
     E_c F_d; the batch, the residual stream's E, a projection input's E and the hidden F (which
-    query heads and the logits' vocabulary share)."""
+    query heads and the logits' vocabulary share). The output projections take their input where
+    the weight in use keeps F (or H)."""
     (stored_embed, stored_mlp), (used_embed, used_mlp) = stored, used
     weight_tables = {
         role: {LAYERS: (), VOCAB: mlp, EMBED: embed, MLP: mlp, HEADS: mlp, HEAD_DIM: (), FUSED: (), POSITIONS: ()}
@@ -60,6 +63,8 @@ def ffn_layout(
         MATMUL_EMBED: matmul_input,
         HIDDEN_MLP: hidden,
         HIDDEN_HEADS: hidden,
+        MATMUL_MLP: used_mlp,
+        MATMUL_HEADS: used_mlp,
         ACTIVATION_HEAD_DIM: (),
         LOGITS_VOCAB: hidden,
     }

@@ -49,6 +49,8 @@ residual_embed = ["x", "y", "z"]
 matmul_embed = ["x"]
 hidden_mlp = ["y", "z", "x"]
 hidden_heads = ["y", "z", "x"]
+matmul_mlp = ["y", "z"]
+matmul_heads = ["y", "z"]
 activation_head_dim = []
 logits_vocab = ["y", "z", "x"]
 """

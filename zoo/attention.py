@@ -28,6 +28,7 @@ from zoo.logical_axes import (
     HIDDEN_HEADS,
     HIDDEN_KV_HEADS,
     KV_HEADS,
+    MATMUL_HEADS,
     SEQ,
     Role,
 )
@@ -74,13 +75,15 @@ class Attention(eqx.Module):
         this call's keys and values written at `write_index`. Without a cache the call attends
         causally over its own tokens (the teacher-forcing forward pass)."""
         config, dtype = self.config, x.dtype
-        q = jnp.einsum("BTE,EHQ->BTHQ", x, use_weight(self.w_q, dtype, constrain), preferred_element_type=jnp.float32)
-        q = constrain((q + use_bias(self.b_q, jnp.float32)).astype(dtype), Role.ACTIVATION, _QUERY_NAMES)
-        kv = jnp.einsum("BTE,EGKQ->GBTKQ", x, use_weight(self.w_kv, dtype, constrain), preferred_element_type=jnp.float32)
+        # Projections leave their partial sums in the compute dtype (bf16 reductions, as the paper's
+        # volumes assume).
+        q = jnp.einsum("BTE,EHQ->BTHQ", x, use_weight(self.w_q, dtype, constrain))
+        q = constrain(q + use_bias(self.b_q, dtype), Role.ACTIVATION, _QUERY_NAMES)
+        kv = jnp.einsum("BTE,EGKQ->GBTKQ", x, use_weight(self.w_kv, dtype, constrain))
         if self.b_kv is not None:
-            kv = kv + self.b_kv.materialize(jnp.float32)[:, None, None]
-        k = constrain(kv[0].astype(dtype), Role.ACTIVATION, _KV_NAMES)
-        v = constrain(kv[1].astype(dtype), Role.ACTIVATION, _KV_NAMES)
+            kv = kv + self.b_kv.materialize(dtype)[:, None, None]
+        k = constrain(kv[0], Role.ACTIVATION, _KV_NAMES)
+        v = constrain(kv[1], Role.ACTIVATION, _KV_NAMES)
         if config.positions == "rope":
             q = apply_rope(q, positions, config.rope_base)
             k = apply_rope(k, positions, config.rope_base)
@@ -97,8 +100,9 @@ class Attention(eqx.Module):
 
         out = attend(q, k.astype(dtype), v.astype(dtype), positions, config, constrain)
         out = constrain(out, Role.ACTIVATION, _QUERY_NAMES)
-        projected = jnp.einsum("BTHQ,HQE->BTE", out, use_weight(self.w_o, dtype, constrain), preferred_element_type=jnp.float32)
-        return (projected + use_bias(self.b_o, jnp.float32)).astype(dtype), cache
+        out = constrain(out, Role.ACTIVATION, (BATCH, SEQ, MATMUL_HEADS, ACTIVATION_HEAD_DIM))
+        projected = jnp.einsum("BTHQ,HQE->BTE", out, use_weight(self.w_o, dtype, constrain))
+        return projected + use_bias(self.b_o, dtype), cache
 
 
 def attend(

@@ -39,6 +39,10 @@ RESIDUAL_EMBED = "residual_embed"  # the residual stream between sub-blocks: B L
 MATMUL_EMBED = "matmul_embed"  # the normalised input of a projection: B L E_x in 2D WS
 HIDDEN_MLP = "hidden_mlp"  # the FFN hidden after the nonlinearity: B L F_xyz in 2D WS
 HIDDEN_HEADS = "hidden_heads"  # query heads right after projection, placed like HIDDEN_MLP
+# The hidden as the output projection consumes it: F where W_out keeps its F (B L F_yz in 2D WS,
+# gathered over x from HIDDEN_MLP's F_yzx); likewise the attention output's heads before W_o.
+MATMUL_MLP = "matmul_mlp"
+MATMUL_HEADS = "matmul_heads"
 HIDDEN_KV_HEADS = "hidden_kv_heads"  # K/V heads right after projection
 ATTENTION_BATCH = "attention_batch"  # batch inside attention: B_xyz under batch-sharded attention
 ATTENTION_HEADS = "attention_heads"  # query heads inside attention
@@ -64,6 +68,8 @@ NAMES_BY_ROLE: dict[Role, frozenset[str]] = {
             MATMUL_EMBED,
             HIDDEN_MLP,
             HIDDEN_HEADS,
+            MATMUL_MLP,
+            MATMUL_HEADS,
             HIDDEN_KV_HEADS,
             ATTENTION_BATCH,
             ATTENTION_HEADS,

@@ -8,7 +8,7 @@ from jaxtyping import Array, Float
 
 from zoo.config import ModelConfig
 from zoo.constraints import Constrain
-from zoo.logical_axes import BATCH, EMBED, FUSED, HIDDEN_MLP, MLP, SEQ, Role
+from zoo.logical_axes import BATCH, EMBED, FUSED, HIDDEN_MLP, MATMUL_MLP, MLP, SEQ, Role
 from zoo.weights import AbstractWeight, init_weight, use_bias, use_weight
 
 
@@ -35,7 +35,11 @@ class FeedForward(eqx.Module):
     def __call__(self, x: Float[Array, "B T E"], constrain: Constrain) -> Float[Array, "B T E"]:
         """Returns the output projection before any reduction over a split E."""
         dtype = x.dtype
-        hidden = jnp.einsum("BTE,EGF->GBTF", x, use_weight(self.w_in, dtype, constrain), preferred_element_type=jnp.float32)
+        # Partial sums leave the matmul in the compute dtype, so a layout that splits E reduces them
+        # in bf16 as the paper's volumes assume; the nonlinearity then runs in fp32.
+        hidden = jnp.einsum("BTE,EGF->GBTF", x, use_weight(self.w_in, dtype, constrain))
+        hidden = constrain(hidden, Role.ACTIVATION, (None, BATCH, SEQ, HIDDEN_MLP))
+        hidden = hidden.astype(jnp.float32)
         if self.b_in is not None:
             hidden = hidden + self.b_in.materialize(jnp.float32)[:, None, None]
         if self.config.mlp == "swiglu":
@@ -43,5 +47,6 @@ class FeedForward(eqx.Module):
         else:
             activated = jax.nn.gelu(hidden[0], approximate=True)
         activated = constrain(activated.astype(dtype), Role.ACTIVATION, (BATCH, SEQ, HIDDEN_MLP))
-        out = jnp.einsum("BTF,FE->BTE", activated, use_weight(self.w_out, dtype, constrain), preferred_element_type=jnp.float32)
-        return (out + use_bias(self.b_out, jnp.float32)).astype(dtype)
+        activated = constrain(activated, Role.ACTIVATION, (BATCH, SEQ, MATMUL_MLP))
+        out = jnp.einsum("BTF,FE->BTE", activated, use_weight(self.w_out, dtype, constrain))
+        return out + use_bias(self.b_out, dtype)
