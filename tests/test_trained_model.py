@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from checkpoints import read_manifest
+from checkpoints import convert_dtype, read_manifest
 from checkpoints.corpus import held_out_windows, source_files
 from checkpoints.evaluate import bits_per_byte
 from checkpoints.shipped import SHIPPED_CHECKPOINT, load_shipped
@@ -16,9 +16,9 @@ from zoo import generate_jit, get_preset
 from zoo.quantization import quantize
 from zoo.tokenizer import decode
 
-# Measured on the shipped checkpoint: see checkpoints/palm-4m/training.json. The threshold leaves a
+# Measured on the shipped checkpoint: 1.97 bits per byte (checkpoints/palm-4m/training.json). The limit leaves a
 # margin for another Python's standard library (its held-out files differ), not for a broken model.
-HELD_OUT_BITS_PER_BYTE_LIMIT = 3.0
+HELD_OUT_BITS_PER_BYTE_LIMIT = 2.3
 INT8_RELATIVE_LOSS_LIMIT = 0.02
 SHIPPED_BYTES_LIMIT = 16_000_000
 
@@ -61,8 +61,16 @@ def prompts(held_out):
 
 
 @pytest.fixture(scope="module")
-def unsharded_greedy(shipped, prompts):
-    return np.asarray(generate_jit(shipped, prompts, jax.random.key(0), max_new_tokens=12).tokens)
+def shipped_float32(shipped):
+    # Greedy decoding compares logits: in bf16, a layout's partial sums round differently from one
+    # device's, and near-ties flip (3 of 96 tokens under wg-xyz). In fp32, computed from exactly the
+    # shipped weights, only a real difference between layouts can change a token.
+    return convert_dtype(shipped, "float32")
+
+
+@pytest.fixture(scope="module")
+def unsharded_greedy(shipped_float32, prompts):
+    return np.asarray(generate_jit(shipped_float32, prompts, jax.random.key(0), max_new_tokens=12).tokens)
 
 
 def test_greedy_output_is_plain_text_like_its_training_data(unsharded_greedy):
@@ -72,9 +80,9 @@ def test_greedy_output_is_plain_text_like_its_training_data(unsharded_greedy):
 
 
 @pytest.mark.parametrize(("layout", "attention"), [*((name, "heads") for name in sorted(FFN_LAYOUTS)), ("2d-ws", "batch")])
-def test_greedy_output_is_identical_under_every_layout(shipped, prompts, unsharded_greedy, devices, layout, attention):
+def test_greedy_output_is_identical_under_every_layout(shipped_float32, prompts, unsharded_greedy, devices, layout, attention):
     mesh = make_mesh((2, 2, 2), devices)
-    partitioning = Partitioning(ffn=get_layout(layout), attention=get_attention_layout(attention), config=shipped.config)
-    sharded = shard_model(shipped, partitioning, mesh)
+    partitioning = Partitioning(ffn=get_layout(layout), attention=get_attention_layout(attention), config=shipped_float32.config)
+    sharded = shard_model(shipped_float32, partitioning, mesh)
     tokens = generate_jit(sharded, prompts, jax.random.key(0), max_new_tokens=12, constrain=make_constrain(partitioning, mesh)).tokens
     np.testing.assert_array_equal(np.asarray(tokens), unsharded_greedy)
