@@ -26,16 +26,14 @@ compiler's reported requirement; any other compiler failure is an error row with
 
 Known differences between compile rows and the estimator's (found with palm-8b on v4 2x2x2 and
 palm-540b-64h on v4 4x4x4; `cross_check` gives the ratios):
-- The zoo's projections accumulate in fp32 and cast after, so XLA reduces their partial sums in
-  fp32: twice the bf16 bytes the paper's formulas count for those reductions.
 - XLA's TPU pipeline often keeps an all-reduce where the formulas have a reduce-scatter followed by
   an all-gather (1D weight-stationary decode compiles to all-reduces only), and its collective
   matmul (windowed einsum) may split a reduce-scatter or all-gather into collective-permutes,
   reported under `other`. Compare totals, not kinds, for those layouts.
-- 2D weight-stationary decode: the FFN hidden is constrained to F_yzx but W_out is used as F_yz E_x,
-  and the zoo has no logical name for "the hidden as the output projection takes it" (F_yz); the
-  partitioner then all-to-alls W_out's shard over yz in every layer instead of all-gathering the
-  activation over x. That needs a new logical axis name in zoo/logical_axes.py and every layout.
+- XLA merges a reduce-scatter with the all-gather that follows it into one all-reduce where the
+  op between them is elementwise (2D weight-stationary's FFN hidden over x): the same traffic on
+  the links, reported as all-reduce rather than as the formulas' reduce-scatter + all-gather.
+- The output head's partial sums stay fp32 (logits are sampled in fp32): twice the bf16 bytes.
 """
 
 import re

@@ -1,0 +1,59 @@
+"""Per-chip bytes of weights and KV cache for a model on the local devices under every built-in
+layout: measured from the real sharded arrays, beside the paper's formulas (the estimator).
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 JAX_PLATFORMS=cpu \
+        python benchmarks/layout_memory.py --model palm-tiny --mesh 2x2x2 --batch 8 --context-len 256
+"""
+
+import argparse
+
+import jax
+
+from layouts import ATTENTION_LAYOUTS, FFN_LAYOUTS, Partitioning, init_sharded_model, make_mesh, parse_mesh
+from layouts.cell import Cell
+from layouts.estimate import estimate
+from layouts.sharding import cache_shardings
+from zoo import abstract_cache, get_preset, init_cache
+
+
+def largest_shard_bytes(tree) -> int:
+    """Bytes on the most loaded device (equal shards when dimensions divide)."""
+    per_device: dict = {}
+    for leaf in jax.tree.leaves(tree):
+        for shard in leaf.addressable_shards:
+            per_device[shard.device] = per_device.get(shard.device, 0) + shard.data.nbytes
+    return max(per_device.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="palm-tiny")
+    parser.add_argument("--mesh", default="2x2x2")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--context-len", type=int, default=256)
+    args = parser.parse_args()
+    config = get_preset(args.model)
+    shape = parse_mesh(args.mesh)
+    mesh = make_mesh(shape)
+    chips = shape[0] * shape[1] * shape[2]
+    print(f"{args.model} on {chips} {jax.devices()[0].platform} devices, mesh {args.mesh}, batch {args.batch}, context {args.context_len}")
+    print(f"{'layout':8} {'attention':9} {'weights measured':>17} {'formula':>9} {'KV measured':>12} {'formula':>9}")
+    for ffn in FFN_LAYOUTS:
+        for attention in ("heads", "batch"):
+            partitioning = Partitioning(FFN_LAYOUTS[ffn], ATTENTION_LAYOUTS[attention], config)
+            model = init_sharded_model(config, partitioning, mesh, jax.random.key(0))
+            sharding = cache_shardings(abstract_cache(config, args.batch, args.context_len), partitioning, mesh)
+            cache = jax.jit(lambda: init_cache(config, args.batch, args.context_len), out_shardings=sharding)()
+            (row,) = estimate(
+                Cell(args.model, decode_layout=ffn, decode_attention=attention, chips=chips, mesh=args.mesh, phase="decode",
+                     batch=args.batch, input_len=args.context_len, context_len=args.context_len, target="tpu-v4")  # fmt: skip
+            )
+            memory = row.memory_per_chip_bytes
+            print(
+                f"{ffn:8} {attention:9} {largest_shard_bytes(model):>17,} {memory['weights']:>9,} "
+                f"{largest_shard_bytes((cache.k, cache.v)):>12,} {memory['kv_cache']:>9,}"
+            )
+
+
+if __name__ == "__main__":
+    main()
