@@ -28,11 +28,18 @@ def staging_directory(directory: pathlib.Path) -> pathlib.Path:
     return directory.with_name(directory.name + STAGING_SUFFIX)
 
 
-def save(model: Transformer, directory: str | os.PathLike, *, overwrite: bool = False) -> Manifest:
-    """Writes `model` to `directory`; an existing checkpoint there is replaced only with `overwrite`."""
-    directory = pathlib.Path(directory).absolute()
-    if directory.exists() and not overwrite:
+def ensure_writable(directory: str | os.PathLike, overwrite: bool) -> None:
+    """Raises CheckpointExistsError unless a save to `directory` may go ahead (callers check early,
+    before the work that produces the model)."""
+    if pathlib.Path(directory).exists() and not overwrite:
         raise CheckpointExistsError(f"{directory} already exists; choose a new directory or pass overwrite (--overwrite) to replace it")
+
+
+def save(model: Transformer, directory: str | os.PathLike, *, overwrite: bool = False) -> Manifest:
+    """Writes `model` to `directory`; an existing checkpoint there is replaced only with `overwrite`.
+    One writer per directory: a second save to the same place at the same time is not guarded against."""
+    directory = pathlib.Path(directory).absolute()
+    ensure_writable(directory, overwrite)
     staging = staging_directory(directory)
     is_writer = jax.process_index() == 0
     if is_writer:

@@ -49,6 +49,12 @@ def _shardings(abstract, layout: str | None, attention: str, mesh: str):
     return param_shardings(abstract, partitioning, make_mesh(shape))
 
 
+def _refuse_existing(out: pathlib.Path, overwrite: bool) -> None:
+    from checkpoints.save import ensure_writable
+
+    ensure_writable(out, overwrite)
+
+
 def _read(source: pathlib.Path, layout, attention, mesh):
     from checkpoints import abstract_model, read_manifest, restore
 
@@ -83,6 +89,7 @@ def init(model: str, weights: str, seed: int, layout, attention, mesh, overwrite
     from zoo.quantization import quantize
 
     def action():
+        _refuse_existing(out, overwrite)
         config = get_preset(model)
         shardings = _shardings(build_abstract(config), layout, attention, mesh)
         # Initialised inside jit with the target shardings: no device ever holds the whole model.
@@ -103,7 +110,11 @@ def init(model: str, weights: str, seed: int, layout, attention, mesh, overwrite
 def save(layout, attention, mesh, overwrite: bool, source: pathlib.Path, out: pathlib.Path) -> None:
     """Read SOURCE onto --layout/--mesh and write it to OUT from there (each shard by the process
     holding it): resharding, or copying with a fresh manifest."""
-    _guarded(lambda: _write(_read(source, layout, attention, mesh), out, overwrite))
+    def action():
+        _refuse_existing(out, overwrite)
+        _write(_read(source, layout, attention, mesh), out, overwrite)
+
+    _guarded(action)
 
 
 @checkpoint.command()
@@ -119,6 +130,7 @@ def quantize(layout, attention, mesh, overwrite: bool, source: pathlib.Path, out
     from zoo.quantization import quantize as to_int8
 
     def action():
+        _refuse_existing(out, overwrite)
         if read_manifest(source).weights == "int8":
             raise CheckpointError(f"{source} already holds int8 weights; quantize a bf16 or float32 checkpoint")
         _write(jax.jit(to_int8)(_read(source, layout, attention, mesh)), out, overwrite)
@@ -136,7 +148,11 @@ def convert(dtype: str, layout, attention, mesh, overwrite: bool, source: pathli
     """Write SOURCE's weights in --dtype to OUT (and in another placement, with --layout/--mesh)."""
     from checkpoints import convert_dtype
 
-    _guarded(lambda: _write(convert_dtype(_read(source, layout, attention, mesh), dtype), out, overwrite))
+    def action():
+        _refuse_existing(out, overwrite)
+        _write(convert_dtype(_read(source, layout, attention, mesh), dtype), out, overwrite)
+
+    _guarded(action)
 
 
 @checkpoint.command()

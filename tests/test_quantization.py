@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from checkpoints import abstract_model, read_manifest, restore, save
+from checkpoints import abstract_model, convert_dtype, read_manifest, restore, save
 from checkpoints.array_tree import named_arrays
 from layouts import FFN_LAYOUTS, Partitioning, get_attention_layout, get_layout, make_constrain, make_mesh, param_shardings, shard_model
 from zoo import Int8Weight, Transformer, generate_jit, get_preset
@@ -88,13 +88,21 @@ def _greedy(model, constrain=None):
     return np.asarray(generate_jit(model, PROMPT, jax.random.key(0), max_new_tokens=6, **extra).tokens)
 
 
+@pytest.fixture(scope="module")
+def quantized_float32(model):
+    # int8 weights with fp32 arithmetic: in bf16 a layout's partial sums round differently from one
+    # device's and near-tied logits may flip a greedy token; in fp32 only a real difference (a scale
+    # split unlike its weight) can.
+    return eqx.filter_jit(quantize)(convert_dtype(model, "float32"))
+
+
 @pytest.mark.parametrize("layout", sorted(FFN_LAYOUTS))
-def test_int8_decode_under_every_layout_matches_unsharded(quantized, devices, layout):
+def test_int8_decode_under_every_layout_matches_unsharded(quantized_float32, devices, layout):
     mesh = make_mesh((2, 2, 2), devices)
     partitioning = _partitioning(layout)
-    sharded = shard_model(quantized, partitioning, mesh)
+    sharded = shard_model(quantized_float32, partitioning, mesh)
     w_in = sharded.blocks.mlp.w_in
     # The scale is split over the mesh exactly like its weight's output channels (F here).
     weight_spec, scale_spec = w_in.quantized.sharding.spec, w_in.scale.sharding.spec
     assert tuple(scale_spec)[-1] == tuple(weight_spec)[-1]
-    np.testing.assert_array_equal(_greedy(sharded, make_constrain(partitioning, mesh)), _greedy(quantized))
+    np.testing.assert_array_equal(_greedy(sharded, make_constrain(partitioning, mesh)), _greedy(quantized_float32))
