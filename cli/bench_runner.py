@@ -59,15 +59,20 @@ def resolve_auto(cell: Cell) -> Cell:
 
 
 def rows_for(cell: Cell, source: str) -> list[ResultRow]:
-    """The cell's rows from one source. Input errors (indivisible, does not fit a target) and
+    """The cell's rows from one source, one phase at a time so that a phase that cannot run (a
+    batch the decode attention cannot split) does not take the other down. Input errors and
     unexpected failures alike become error rows, so the matrix goes on."""
-    try:
-        return SOURCE_FUNCTIONS[source](resolve_auto(cell))
-    except ZooError as error:
-        return error_rows(cell, source, str(error))  # type: ignore[arg-type]
-    except Exception as error:  # a bug in one cell must not lose the rest of the matrix
-        traceback.print_exc(file=sys.stderr)
-        return error_rows(cell, source, f"{type(error).__name__}: {error}")  # type: ignore[arg-type]
+    rows = []
+    for phase in cell.phases:
+        single = dataclasses.replace(cell, phase=phase)
+        try:
+            rows += SOURCE_FUNCTIONS[source](resolve_auto(single))
+        except ZooError as error:
+            rows += error_rows(single, source, str(error))  # type: ignore[arg-type]
+        except Exception as error:  # a bug in one cell must not lose the rest of the matrix
+            traceback.print_exc(file=sys.stderr)
+            rows += error_rows(single, source, f"{type(error).__name__}: {error}")  # type: ignore[arg-type]
+    return rows
 
 
 def cell_key(cell: Cell, source: str) -> str:
