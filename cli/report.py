@@ -89,39 +89,47 @@ def _cell_key(row: ResultRow) -> tuple:
 
 def side_by_side(rows: list[ResultRow], title: str = "results") -> Table:
     """One line per (cell, phase): the estimate's time and MFU, the compiled program's memory and
-    communication, the measured time; an error shows its reason."""
+    communication, the measured time; an error shows its reason. Columns no row fills are left out."""
     grouped: dict[tuple, dict[str, ResultRow]] = defaultdict(dict)
     for row in rows:
         grouped[_cell_key(row)][row.source] = row
-    table = Table(title=title, show_lines=False)
-    for column in ("model", "phase", "layout/attn", "chips", "batch", "weights",
-                   "est. step", "est. MFU", "est. mem/chip", "fits",
-                   "compiled mem/chip", "compiled comm/step", "run step", "run MFU", "errors"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("model", "phase", "layout/attn", "weights", "errors") else "right", overflow="fold")
+    columns = ("model", "phase", "layout/attn", "chips", "mesh", "batch", "weights",
+               "est. step", "est. MFU", "est. mem/chip", "fits",
+               "compiled mem/chip", "compiled comm/step", "compile time", "run step", "run tokens/s", "run MFU", "errors")  # fmt: skip
+    lines = []
     for key, sources in grouped.items():
         model, phase, layout, attention, chips, batch, _, _, _, weights = key
-        estimate, compiled, run = (sources.get(source) for source in SOURCE_ORDER)
         errors = "; ".join(f"{row.source}: {row.error}" for row in sources.values() if row.status == "error")
-        ok = lambda row: row if row is not None and row.status == "ok" else None  # noqa: E731
-        estimate, compiled, run = ok(estimate), ok(compiled), ok(run)
-        table.add_row(
-            model, phase, f"{layout}/{attention}", str(chips), str(batch), weights,
+        estimate, compiled, run = (sources.get(source) if sources.get(source) and sources[source].status == "ok" else None for source in SOURCE_ORDER)
+        any_row = next(iter(sources.values()))
+        lines.append([
+            model, phase, f"{layout}/{attention}", str(chips), any_row.mesh or "-", str(batch), weights,
             _seconds(estimate.step_time_s) if estimate else "-",
             _percent(estimate.mfu) if estimate else "-",
             human_bytes(estimate.memory_per_chip_bytes["total"]) if estimate else "-",
             _fits(compiled or estimate) if (compiled or estimate) else "-",
             human_bytes(compiled.memory_per_chip_bytes["total"]) if compiled else "-",
             human_bytes(_communication(compiled)) if compiled else "-",
+            _seconds(compiled.compile_time_s) if compiled else "-",
             _seconds(run.step_time_s) if run else "-",
+            f"{run.tokens_per_s:.4g}" if run and run.tokens_per_s else "-",
             _percent(run.mfu) if run else "-",
-            errors[:160],
-        )  # fmt: skip
+            (errors[:117] + "...") if len(errors) > 120 else errors or "-",
+        ])  # fmt: skip
+    shown = [index for index, column in enumerate(columns) if index < 7 or any(line[index] != "-" for line in lines)]
+    table = Table(title=title)
+    for index in shown:
+        column = columns[index]
+        justify = "left" if column in ("model", "phase", "layout/attn", "mesh", "weights", "errors") else "right"
+        table.add_column(column, justify=justify, no_wrap=column != "errors", overflow="fold")
+    for line in lines:
+        table.add_row(*(line[index] for index in shown))
     return table
 
 
 def wide_console() -> Console:
-    """A console at least 180 columns wide: tables stay readable when stdout is a pipe or a file."""
-    return Console(width=max(Console().width, 180))
+    """A console at least 240 columns wide: tables stay readable when stdout is a pipe or a file."""
+    return Console(width=max(Console().width, 240))
 
 
 def print_rows(rows: list[ResultRow], output_format: str, title: str = "results") -> None:
