@@ -3,6 +3,7 @@
 import json
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from cli.options import FORMAT, run_guarded
@@ -78,6 +79,7 @@ def layouts_command(name, model, chips, mesh, attention, batch, context_len, out
     for column in ("tensor", "logical names", "spec", "shape", "per chip", "bytes/chip"):
         table.add_column(column, overflow="fold")
     for p in placements:
-        table.add_row(p.path, ", ".join("-" if n is None else n for n in p.names), _spec_text(p.spec), str(p.shape), str(p.per_chip_shape), human_bytes(p.per_chip_bytes))
+        # Specs look like rich markup ([x]); escape them so they print as they are.
+        table.add_row(p.path, ", ".join("-" if n is None else n for n in p.names), escape(_spec_text(p.spec)), str(p.shape), str(p.per_chip_shape), human_bytes(p.per_chip_bytes))
     wide_console().print(table)
     click.echo(f"per chip: weights {human_bytes(report.weight_bytes_per_chip)}, KV cache {human_bytes(report.cache_bytes_per_chip)}")

@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from layouts.result_row import COMMUNICATION_KEYS, ENV_KEYS, MEMORY_KEYS, ROW_KEYS, ResultRow
@@ -123,7 +124,7 @@ def side_by_side(rows: list[ResultRow], title: str = "results") -> Table:
         justify = "left" if column in ("model", "phase", "layout/attn", "mesh", "weights", "errors") else "right"
         table.add_column(column, justify=justify, no_wrap=column != "errors", overflow="fold")
     for line in lines:
-        table.add_row(*(line[index] for index in shown))
+        table.add_row(*(escape(line[index]) for index in shown))
     return table
 
 
