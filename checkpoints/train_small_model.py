@@ -3,7 +3,7 @@ bf16, and records its held-out bits per byte (bf16 and int8) beside it.
 
     JAX_PLATFORMS=cpu python -m checkpoints.train_small_model --out checkpoints/palm-4m --overwrite
 
-About 15 minutes on two CPU cores.
+About 16 minutes on two idle CPU cores (29 when sharing them with another job).
 """
 
 import argparse
@@ -32,7 +32,7 @@ library the model was trained on. The training text itself is not redistributed 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("checkpoints/palm-4m"))
     parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
     arguments = parser.parse_args(argv)
