@@ -48,7 +48,7 @@ from layouts.hlo_analysis import collectives, row_bytes, summarize
 from layouts.mesh import make_mesh
 from layouts.result_row import COMMUNICATION_KEYS, ResultRow
 from layouts.steps import build_steps
-from layouts.targets import Target, get_target
+from layouts.targets import get_target
 from zoo.errors import ZooError
 from zoo.kv_cache import abstract_cache
 from zoo.transformer import build_abstract
@@ -105,26 +105,6 @@ def argument_bytes(compiled, arguments) -> tuple[int, int | None]:
     return logical, padded
 
 
-def _base_row(resolved: ResolvedCell, phase: str, target: Target) -> ResultRow:
-    cell = resolved.cell
-    return ResultRow(
-        model=cell.model,
-        layout=resolved.layout_name(phase),
-        attention=resolved.attention_name(phase),
-        chips=cell.chips,
-        mesh=resolved.mesh_name(phase),
-        target=cell.target,
-        phase=phase,
-        batch=cell.batch,
-        input_len=cell.input_len,
-        context_len=cell.input_len if phase == "prefill" else cell.decode_context,
-        gen_tokens=cell.gen_tokens,
-        weights=cell.weights,
-        source="compile",
-        hbm_bytes=target.hbm_bytes(),
-    )
-
-
 def _one_line(error: BaseException) -> str:
     text = str(error)
     # XLA's messages may carry a source trace after the reason; the first lines are the reason.
@@ -172,7 +152,7 @@ def compile_cell(cell: Cell) -> list[ResultRow]:
     devices = target.devices()
     rows = []
     for phase in cell.phases:
-        row = _base_row(resolved, phase, target)
+        row = resolved.row(phase, "compile", hbm_bytes=target.hbm_bytes())
         compiled, mesh, arguments, seconds = compile_phase(resolved, phase, devices)
         row.compile_time_s = seconds
         model_arguments, _, cache_arguments = arguments

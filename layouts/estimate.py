@@ -14,7 +14,7 @@ import dataclasses
 import functools
 
 from layouts.calibration import get_mode
-from layouts.cell import Cell, ResolvedCell
+from layouts.cell import Cell, ResolvedCell, error_rows
 from layouts.cost_model import ACTIVATION_BYTES, axis_ways, phase_passes, phase_template
 from layouts.mesh import format_mesh
 from layouts.result_row import ResultRow
@@ -86,31 +86,18 @@ def _row(resolved: ResolvedCell, phase: str, mode: str) -> ResultRow:
             "seconds": calibration.stage_seconds(reported.layer, chip),
         },
     }
-    return ResultRow(
-        model=cell.model,
-        layout=resolved.layout_name(phase),
-        attention=resolved.attention_name(phase),
-        chips=cell.chips,
-        mesh=format_mesh(passes.mesh_shape),
-        target=cell.target,
-        phase=phase,
-        batch=cell.batch,
-        input_len=cell.input_len,
-        context_len=cell.input_len if phase == "prefill" else cell.decode_context,
-        gen_tokens=cell.gen_tokens,
-        weights=cell.weights,
-        source="estimate",
-        step_time_s=step,
-        latency_s=latency,
-        tokens_per_s=passes.tokens / latency,
-        mfu=2 * config.mfu_params * passes.tokens / (cell.chips * chip.peak_flops * latency),
-        cost_chip_ms_per_token=cell.chips * latency * 1000 / passes.tokens,
-        memory_per_chip_bytes=memory,
-        hbm_bytes=chip.hbm_bytes,
-        fits=memory["total"] <= chip.hbm_bytes,
-        comm_bytes_per_chip=comm | {"other": 0.0},
-        details=details,
-    )
+    row = resolved.row(phase, "estimate", hbm_bytes=chip.hbm_bytes)
+    row.mesh = format_mesh(passes.mesh_shape)
+    row.step_time_s = step
+    row.latency_s = latency
+    row.tokens_per_s = passes.tokens / latency
+    row.mfu = 2 * config.mfu_params * passes.tokens / (cell.chips * chip.peak_flops * latency)
+    row.cost_chip_ms_per_token = cell.chips * latency * 1000 / passes.tokens
+    row.memory_per_chip_bytes = memory
+    row.fits = memory["total"] <= chip.hbm_bytes
+    row.comm_bytes_per_chip = comm | {"other": 0.0}
+    row.details = details
+    return row
 
 
 def estimate(cell: Cell, mode: str = "calibrated") -> list[ResultRow]:
@@ -127,22 +114,4 @@ def estimate_or_error_rows(cell: Cell, mode: str = "calibrated") -> list[ResultR
     try:
         return estimate(cell, mode)
     except ZooError as error:
-        return [_blank_row(cell, phase).failed(str(error)) for phase in cell.phases]
-
-
-def _blank_row(cell: Cell, phase: str) -> ResultRow:
-    return ResultRow(
-        model=cell.model,
-        layout=cell.prefill_layout if phase == "prefill" else cell.decode_layout,
-        attention=cell.prefill_attention if phase == "prefill" else cell.decode_attention,
-        chips=cell.chips,
-        mesh=cell.mesh or "",
-        target=cell.target,
-        phase=phase,
-        batch=cell.batch,
-        input_len=cell.input_len,
-        context_len=cell.input_len if phase == "prefill" else cell.decode_context,
-        gen_tokens=cell.gen_tokens,
-        weights=cell.weights,
-        source="estimate",
-    )
+        return error_rows(cell, "estimate", str(error))

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from layouts.cell import Cell, ResolvedCell
-from layouts.compile import abstract_model, compile_phase
+from layouts.compile import compile_phase
 from layouts.errors import TargetError
 from layouts.hardware import Chip, get_chip
 from layouts.hlo_analysis import collectives, row_bytes
