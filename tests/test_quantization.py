@@ -106,3 +106,13 @@ def test_int8_decode_under_every_layout_matches_unsharded(quantized_float32, dev
     weight_spec, scale_spec = w_in.quantized.sharding.spec, w_in.scale.sharding.spec
     assert tuple(scale_spec)[-1] == tuple(weight_spec)[-1]
     np.testing.assert_array_equal(_greedy(sharded, make_constrain(partitioning, mesh)), _greedy(quantized_float32))
+
+
+def test_estimator_reports_half_the_weight_bytes_for_int8():
+    from layouts.cell import Cell
+    from layouts.estimate import estimate
+
+    def weight_bytes(weights: str) -> int:
+        return estimate(Cell("palm-8b", chips=8, batch=8, weights=weights))[0].memory_per_chip_bytes["weights"]
+
+    assert 0.5 <= weight_bytes("int8") / weight_bytes("bf16") < 0.501  # the norms stay bf16
