@@ -1,6 +1,7 @@
 """`zoo checkpoint`: the commands write, inspect, check and convert, and bad input exits with 2."""
 
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -53,8 +54,23 @@ def test_incomplete_and_damaged_checkpoints_exit_with_2(initialised, tmp_path):
     (incomplete / "arrays").mkdir(parents=True)
     result = zoo("info", str(incomplete))
     assert result.exit_code == 2 and "incomplete checkpoint" in result.output
+    damaged = tmp_path / "damaged"
+    shutil.copytree(initialised, damaged)
+    (damaged / "arrays" / "final_norm.scale.value" / "zarr.json").unlink()
+    result = zoo("verify", str(damaged))
+    assert result.exit_code == 2 and "array final_norm.scale.value is missing" in result.output
+
+
+def test_convert_changes_the_stored_dtype(initialised, tmp_path):
     converted = tmp_path / "fp32"
     assert zoo("convert", "--dtype", "float32", str(initialised), str(converted)).exit_code == 0
-    (converted / "arrays" / "final_norm.scale.value" / "zarr.json").unlink()
-    result = zoo("verify", str(converted))
-    assert result.exit_code == 2 and "final_norm.scale.value" in result.output
+    manifest = json.loads(zoo("info", "--format", "json", str(converted)).output)
+    assert manifest["weights"] == "float32" and manifest["config"]["dtype"] == "float32"
+
+
+def test_generate_uses_the_shipped_checkpoint_by_default():
+    result = CliRunner().invoke(main, ["generate", "--prompt", "import o", "--gen-tokens", "4", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["model"] == "palm-4m"
+    assert all(32 <= token < 127 or token in (9, 10) for token in record["tokens"])  # text, as trained on
