@@ -58,10 +58,10 @@ def held_out_windows() -> np.ndarray:
     return windows(corpus_bytes("held-out"), HELD_OUT_WINDOW_BYTES, HELD_OUT_WINDOWS)
 
 
-def windows(text: np.ndarray, length: int, count: int, *, offset: int = 0) -> np.ndarray:
+def windows(text: np.ndarray, length: int, count: int) -> np.ndarray:
     """`count` windows of `length` consecutive bytes spread evenly over `text`: [count, length] int32."""
     if len(text) < length * count:
         raise ValueError(f"{len(text)} bytes cannot hold {count} disjoint windows of {length}")
     stride = (len(text) - length) // max(count - 1, 1)
-    starts = offset + stride * np.arange(count)
+    starts = stride * np.arange(count)
     return np.stack([text[start : start + length] for start in starts]).astype(np.int32)

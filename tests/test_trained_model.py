@@ -12,7 +12,8 @@ from checkpoints.corpus import held_out_windows, source_files
 from checkpoints.evaluate import bits_per_byte
 from checkpoints.shipped import SHIPPED_CHECKPOINT, load_shipped
 from layouts import FFN_LAYOUTS, Partitioning, get_attention_layout, get_layout, make_constrain, make_mesh, shard_model
-from zoo import generate_jit, get_preset
+from checkpoints.training import TrainingRecipe, train
+from zoo import Transformer, generate_jit, get_preset
 from zoo.quantization import quantize
 from zoo.tokenizer import decode
 
@@ -86,3 +87,12 @@ def test_greedy_output_is_identical_under_every_layout(shipped_float32, prompts,
     sharded = shard_model(shipped_float32, partitioning, mesh)
     tokens = generate_jit(sharded, prompts, jax.random.key(0), max_new_tokens=12, constrain=make_constrain(partitioning, mesh)).tokens
     np.testing.assert_array_equal(np.asarray(tokens), unsharded_greedy)
+
+
+@pytest.mark.slow  # about 17 s of compiling and stepping; the shipped model's own held-out test runs by default
+def test_training_recipe_learns_on_a_tiny_model(held_out):
+    recipe = TrainingRecipe(preset="palm-tiny", steps=20, batch=4, sequence_length=64, warmup_steps=5)
+    untrained = Transformer(get_preset("palm-tiny").replace(dtype="float32"), key=jax.random.key(recipe.seed))
+    with jax.numpy_dtype_promotion("standard"):  # optax's schedules mix Python floats with int32 step counts
+        trained = train(recipe, log=lambda line: None)
+    assert bits_per_byte(trained, held_out) < bits_per_byte(untrained, held_out) - 2.0
