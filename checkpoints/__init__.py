@@ -19,6 +19,7 @@ from checkpoints.errors import (
 from checkpoints.manifest import Manifest, read_manifest
 from checkpoints.restore import abstract_model, restore, verify
 from checkpoints.save import save
+from checkpoints.shipped import SHIPPED_CHECKPOINT, load_shipped
 
 __all__ = [
     "CheckpointError",
@@ -30,9 +31,11 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "MissingArrayError",
+    "SHIPPED_CHECKPOINT",
     "TruncatedArrayError",
     "abstract_model",
     "convert_dtype",
+    "load_shipped",
     "read_manifest",
     "restore",
     "save",
