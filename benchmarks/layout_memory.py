@@ -31,23 +31,24 @@ def main() -> None:
     parser.add_argument("--mesh", default="2x2x2")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--context-len", type=int, default=256)
+    parser.add_argument("--gen-tokens", type=int, default=64)
     args = parser.parse_args()
     config = get_preset(args.model)
     shape = parse_mesh(args.mesh)
     mesh = make_mesh(shape)
     chips = shape[0] * shape[1] * shape[2]
-    print(f"{args.model} on {chips} {jax.devices()[0].platform} devices, mesh {args.mesh}, batch {args.batch}, context {args.context_len}")
+    print(f"{args.model} on {chips} {jax.devices()[0].platform} devices, mesh {args.mesh}, batch {args.batch}, KV cache of {args.context_len} + {args.gen_tokens} tokens")
     print(f"{'layout':8} {'attention':9} {'weights measured':>17} {'formula':>9} {'KV measured':>12} {'formula':>9}")
     for ffn in FFN_LAYOUTS:
         for attention in ("heads", "batch"):
             partitioning = Partitioning(FFN_LAYOUTS[ffn], ATTENTION_LAYOUTS[attention], config)
             model = init_sharded_model(config, partitioning, mesh, jax.random.key(0))
-            sharding = cache_shardings(abstract_cache(config, args.batch, args.context_len), partitioning, mesh)
-            cache = jax.jit(lambda: init_cache(config, args.batch, args.context_len), out_shardings=sharding)()
-            (row,) = estimate(
-                Cell(args.model, decode_layout=ffn, decode_attention=attention, chips=chips, mesh=args.mesh, phase="decode",
-                     batch=args.batch, input_len=args.context_len, context_len=args.context_len, target="tpu-v4")  # fmt: skip
-            )
+            cell = Cell(args.model, decode_layout=ffn, decode_attention=attention, chips=chips, mesh=args.mesh, phase="decode",
+                        batch=args.batch, input_len=args.context_len, gen_tokens=args.gen_tokens, target="tpu-v4")  # fmt: skip
+            cache_len = cell.cache_len("decode")
+            sharding = cache_shardings(abstract_cache(config, args.batch, cache_len), partitioning, mesh)
+            cache = jax.jit(lambda: init_cache(config, args.batch, cache_len), out_shardings=sharding)()
+            (row,) = estimate(cell)
             memory = row.memory_per_chip_bytes
             print(
                 f"{ffn:8} {attention:9} {largest_shard_bytes(model):>17,} {memory['weights']:>9,} "

@@ -5,6 +5,7 @@ with one line, before any expensive work.
 """
 
 import dataclasses
+import functools
 from typing import Literal
 
 from layouts.errors import MeshError
@@ -72,14 +73,20 @@ class Cell:
 
     def resolve(self) -> "ResolvedCell":
         config = get_preset(self.model)
-        prefill = Partitioning(get_layout(self.prefill_layout), get_attention_layout(self.prefill_attention), config)
-        decode = Partitioning(get_layout(self.decode_layout), get_attention_layout(self.decode_attention), config)
+        prefill = _partitioning(self.prefill_layout, self.prefill_attention, config)
+        decode = _partitioning(self.decode_layout, self.decode_attention, config)
         if self.mesh is not None:
             prefill_mesh = decode_mesh = parse_mesh(self.mesh)
         else:
             prefill_mesh = choose_mesh_shape(self.chips, prefill.ffn, config, tokens=self.batch * self.input_len)
             decode_mesh = choose_mesh_shape(self.chips, decode.ffn, config, tokens=self.batch)
         return ResolvedCell(self, config, {"prefill": prefill, "decode": decode}, {"prefill": prefill_mesh, "decode": decode_mesh})
+
+
+@functools.lru_cache(maxsize=4096)
+def _partitioning(layout: str, attention: str, config: ModelConfig) -> Partitioning:
+    """Joining two layouts for a model is pure: a matrix of thousands of cells needs only a few."""
+    return Partitioning(get_layout(layout), get_attention_layout(attention), config)
 
 
 @dataclasses.dataclass(frozen=True)
