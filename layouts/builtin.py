@@ -1,7 +1,10 @@
 """The paper's layouts (reference/paper.md §4) as data.
 
 Notation: a subscript names the mesh axes a dimension is split over (B L E_xyz); "partialsum-x" is a
-value still to be summed over x. Weights of the attention projections follow the FFN's: query heads
+value still to be summed over x. The paper's F_yz is split with z as the major axis (PartitionSpec
+("z", "y")): gathering it over y then leaves each chip one contiguous F_z block, so weight-gathered
+XY is a plain all-gather of the 2D weight-stationary shards rather than an all-gather plus a
+permutation. Weights of the attention projections follow the FFN's: query heads
 H sit where d_ff F sits, so W_q [E, H, Q] is split like W_in [E, F] and W_o like W_out.
 """
 
@@ -102,12 +105,12 @@ TWO_D_WEIGHT_STATIONARY = ffn_layout(
     "-reducescatter(yz)-> BLE_xyz. T_comm = (2BL/bw)(E/X + F/YZ); optimum X = √(nE/F). "
     "A multiquery K/V head is all-reduced over x after its projection.",
     ("all-gather", "reduce-scatter", "all-reduce"),
-    stored=(("x",), ("y", "z")),
-    used=(("x",), ("y", "z")),
+    stored=(("x",), ("z", "y")),
+    used=(("x",), ("z", "y")),
     batch=(),
     residual=XYZ,
     matmul_input=("x",),
-    hidden=("y", "z", "x"),
+    hidden=("z", "y", "x"),
 )
 
 WEIGHT_GATHERED_X = ffn_layout(
@@ -117,12 +120,12 @@ WEIGHT_GATHERED_X = ffn_layout(
     "-gelu-> -einsum-> B_xLE partialsum-yz -reducescatter(yz)-> B_xLE_yz. "
     "T = 2EFN/(n·bw) + 2BLE/(N·bw), N = X.",
     ("all-gather", "reduce-scatter"),
-    stored=(("x",), ("y", "z")),
-    used=((), ("y", "z")),
+    stored=(("x",), ("z", "y")),
+    used=((), ("z", "y")),
     batch=("x",),
-    residual=("y", "z"),
+    residual=("z", "y"),
     matmul_input=(),
-    hidden=("y", "z"),
+    hidden=("z", "y"),
     phase="prefill",
 )
 
@@ -132,7 +135,7 @@ WEIGHT_GATHERED_XY = ffn_layout(
     "W_in stored E_x F_yz -allgather(xy)-> E F_z. B_xyLE_z -allgather(z)-> B_xyLE -einsum-> B_xyLF_z "
     "-gelu-> -einsum-> B_xyLE partialsum-z -reducescatter(z)-> B_xyLE_z. N = XY.",
     ("all-gather", "reduce-scatter"),
-    stored=(("x",), ("y", "z")),
+    stored=(("x",), ("z", "y")),
     used=((), ("z",)),
     batch=("x", "y"),
     residual=("z",),
@@ -147,7 +150,7 @@ WEIGHT_GATHERED_XYZ = ffn_layout(
     "W_in stored E_x F_yz -allgather(xyz)-> E F. B_xyzLE -einsum-> B_xyzLF -gelu-> -einsum-> B_xyzLE. "
     "Only weights move: T = 2EF/bw per layer, flat in batch.",
     ("all-gather",),
-    stored=(("x",), ("y", "z")),
+    stored=(("x",), ("z", "y")),
     used=((), ()),
     batch=XYZ,
     residual=(),

@@ -63,7 +63,7 @@ def test_layouts_list_detail_and_placements():
     assert "E_x F_yz" in detail.stdout
     placements = json_lines(invoke("layouts", "2d-ws", "--model", "palm-tiny", "--mesh", "2x2x2", "--format", "json"))
     w_in = next(p for p in placements if p["tensor"] == "blocks.mlp.w_in")
-    assert w_in["spec"] == "[-, x, -, yz]" and w_in["per_chip_shape"] == [2, 64, 2, 128]
+    assert w_in["spec"] == "[-, x, -, zy]" and w_in["per_chip_shape"] == [2, 64, 2, 128]
 
 
 def test_estimate_table_and_json_rows():

@@ -27,18 +27,18 @@ collectives = ["all-gather", "reduce-scatter"]
 phase = "decode"
 [weight]
 layers = []
-vocab = ["y", "z"]
+vocab = ["z", "y"]
 embed = ["x"]
-mlp = ["y", "z"]
-heads = ["y", "z"]
+mlp = ["z", "y"]
+heads = ["z", "y"]
 head_dim = []
 fused = []
 positions = []
 [weight_use]
-vocab = ["y", "z"]
+vocab = ["z", "y"]
 embed = ["x"]
-mlp = ["y", "z"]
-heads = ["y", "z"]
+mlp = ["z", "y"]
+heads = ["z", "y"]
 head_dim = []
 fused = []
 positions = []
@@ -47,12 +47,12 @@ batch = []
 seq = []
 residual_embed = ["x", "y", "z"]
 matmul_embed = ["x"]
-hidden_mlp = ["y", "z", "x"]
-hidden_heads = ["y", "z", "x"]
-matmul_mlp = ["y", "z"]
-matmul_heads = ["y", "z"]
+hidden_mlp = ["z", "y", "x"]
+hidden_heads = ["z", "y", "x"]
+matmul_mlp = ["z", "y"]
+matmul_heads = ["z", "y"]
 activation_head_dim = []
-logits_vocab = ["y", "z", "x"]
+logits_vocab = ["z", "y", "x"]
 """
 
 
@@ -97,7 +97,7 @@ def test_an_attention_layout_file(tmp_path):
         (USER_2D.replace('embed = ["x"]\nmlp', 'embed = "x"\nmlp', 1), "key 'weight.embed' must be a list"),
         (USER_2D.replace('residual_embed = ["x", "y", "z"]', 'residual_embed = ["x", "y", "w"]'), "mesh axis 'w'"),
         (USER_2D.replace('matmul_embed = ["x"]\n', ""), "no rule for matmul_embed"),
-        (USER_2D.replace('mlp = ["y", "z"]\nheads', 'mlp = ["y", "y"]\nheads', 1), "uses a mesh axis twice"),
+        (USER_2D.replace('mlp = ["z", "y"]\nheads', 'mlp = ["y", "y"]\nheads', 1), "uses a mesh axis twice"),
         (USER_2D.replace("[activation]\n", "[activation]\nbogus = []\n"), "unknown logical axis 'bogus'"),
         (USER_2D.replace("[weight_use]", "[weight_uses]"), "unknown key 'weight_uses'"),
     ],

@@ -47,11 +47,11 @@ def partitioning(ffn: str, attention: str = "heads", model: str = "palm-tiny") -
 
 def test_2d_weight_stationary_specs():
     p = partitioning("2d-ws")
-    assert resolve(p, Role.WEIGHT, (LAYERS, EMBED, FUSED, MLP), (2, 128, 2, 512), MESH_222) == P(None, "x", None, ("y", "z"))
+    assert resolve(p, Role.WEIGHT, (LAYERS, EMBED, FUSED, MLP), (2, 128, 2, 512), MESH_222) == P(None, "x", None, ("z", "y"))
     assert resolve(p, Role.ACTIVATION, (BATCH, SEQ, RESIDUAL_EMBED), (8, 4, 128), MESH_222) == P(None, None, ("x", "y", "z"))
     assert resolve(p, Role.ACTIVATION, (BATCH, SEQ, MATMUL_EMBED), (8, 4, 128), MESH_222) == P(None, None, "x")
-    # The FFN hidden is reduce-scattered over x into the yz split it already has.
-    assert resolve(p, Role.ACTIVATION, (BATCH, SEQ, HIDDEN_MLP), (8, 4, 512), MESH_222) == P(None, None, ("y", "z", "x"))
+    # The FFN hidden is reduce-scattered over x into the zy split it already has (z major: see builtin.py).
+    assert resolve(p, Role.ACTIVATION, (BATCH, SEQ, HIDDEN_MLP), (8, 4, 512), MESH_222) == P(None, None, ("z", "y", "x"))
 
 
 def test_1d_weight_stationary_splits_only_d_ff():
@@ -62,9 +62,9 @@ def test_1d_weight_stationary_splits_only_d_ff():
 
 def test_weight_gathered_layouts_store_like_2d_and_use_gathered():
     stored = (EMBED, FUSED, MLP)
-    for name, used, batch in (("wg-x", P(None, None, ("y", "z")), "x"), ("wg-xy", P(None, None, "z"), ("x", "y")), ("wg-xyz", P(None, None, None), ("x", "y", "z"))):
+    for name, used, batch in (("wg-x", P(None, None, ("z", "y")), "x"), ("wg-xy", P(None, None, "z"), ("x", "y")), ("wg-xyz", P(None, None, None), ("x", "y", "z"))):
         p = partitioning(name)
-        assert resolve(p, Role.WEIGHT, stored, (128, 2, 512), MESH_222) == P("x", None, ("y", "z")), name
+        assert resolve(p, Role.WEIGHT, stored, (128, 2, 512), MESH_222) == P("x", None, ("z", "y")), name
         assert resolve(p, Role.WEIGHT_USE, stored, (128, 2, 512), MESH_222) == used, name
         assert resolve(p, Role.ACTIVATION, (BATCH, SEQ, RESIDUAL_EMBED), (8, 4, 128), MESH_222)[0] == batch, name
 
@@ -87,8 +87,8 @@ def test_partial_batch_variants_keep_the_other_axes_on_heads():
 
 def test_multihead_kv_heads_split_like_query_heads():
     p = partitioning("2d-ws", "heads", model="mtnlg-tiny")
-    assert resolve(p, Role.WEIGHT, (EMBED, FUSED, KV_HEADS, HEAD_DIM), (128, 2, 8, 16), MESH_222) == P("x", None, ("y", "z"), None)
-    assert resolve(p, Role.WEIGHT, (EMBED, HEADS, HEAD_DIM), (128, 8, 16), MESH_222) == P("x", ("y", "z"), None)
+    assert resolve(p, Role.WEIGHT, (EMBED, FUSED, KV_HEADS, HEAD_DIM), (128, 2, 8, 16), MESH_222) == P("x", None, ("z", "y"), None)
+    assert resolve(p, Role.WEIGHT, (EMBED, HEADS, HEAD_DIM), (128, 8, 16), MESH_222) == P("x", ("z", "y"), None)
 
 
 def test_indivisible_heads_name_tensor_dimension_axes_and_hint():
@@ -97,7 +97,7 @@ def test_indivisible_heads_name_tensor_dimension_axes_and_hint():
     with pytest.raises(IndivisibleDimensionError) as raised:
         resolve(p, Role.ACTIVATION, (BATCH, SEQ, "hidden_heads", ACTIVATION_HEAD_DIM), (1, 1, 48, 256), MESH_444, tensor="queries")
     message = str(raised.value)
-    for part in ("queries", "hidden_heads", "48", "y=4 x z=4 x x=4", "palm-540b-64h"):
+    for part in ("queries", "hidden_heads", "48", "z=4 x y=4 x x=4", "palm-540b-64h"):
         assert part in message
 
 
@@ -112,7 +112,7 @@ def test_missing_mesh_axis_and_size_one_axes():
     with pytest.raises(LayoutError, match="not in mesh"):
         resolve(p, Role.WEIGHT, (EMBED, MLP), (128, 512), {"x": 2, "y": 2})
     # An axis of size 1 splits nothing and does not appear in the spec.
-    assert resolve(p, Role.WEIGHT, (EMBED, MLP), (128, 512), {"x": 1, "y": 2, "z": 4}) == P(None, ("y", "z"))
+    assert resolve(p, Role.WEIGHT, (EMBED, MLP), (128, 512), {"x": 1, "y": 2, "z": 4}) == P(None, ("z", "y"))
 
 
 def test_mesh_axis_used_twice_in_one_tensor_is_an_error():
