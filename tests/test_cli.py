@@ -191,3 +191,14 @@ def test_shipped_examples_load():
     for path in experiments:
         assert all(matrix.cells() for matrix in load_experiment(path)), path
     assert get_layout(str(examples / "my-2d-ws.toml")).name == "my-2d"
+
+
+def test_layout_auto_picks_the_fastest_estimated_layout_per_phase():
+    cell = ["--model", "palm-540b-64h", "--chips", "64", "--batch", "512", "--format", "json"]
+    chosen = json_lines(invoke("estimate", *cell, "--layout", "auto"))
+    assert [row["phase"] for row in chosen] == ["prefill", "decode"]
+    for row in chosen:
+        assert row["status"] == "ok" and row["layout"] in {"1d-ws", "2d-ws", "wg-x", "wg-xy", "wg-xyz"}
+    for layout in ("2d-ws", "1d-ws"):
+        fixed = json_lines(invoke("estimate", *cell, "--layout", layout, "--attention", chosen[0]["attention"], "--phase", "prefill"))
+        assert chosen[0]["latency_s"] <= fixed[0]["latency_s"]
