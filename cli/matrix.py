@@ -7,10 +7,10 @@ same keys as the flags), or from the built-in default. An experiment may hold se
 
 import dataclasses
 import itertools
-import tomllib
 from pathlib import Path
 
 from layouts.cell import Cell
+from layouts.toml_file import read_toml
 from zoo.errors import ZooError
 
 SOURCES = ("estimate", "compile", "run")
@@ -101,12 +101,7 @@ _INTEGER_AXES = {"chips", "batch", "input_len", "context_len", "gen_tokens"}
 def load_experiment(path_like: str | Path) -> list[Matrix]:
     """Matrices from an experiment file: top-level keys (one matrix) or `[[matrix]]` tables."""
     path = Path(path_like)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ExperimentFileError(f"{path}: no such experiment file") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ExperimentFileError(f"{path}: not valid TOML ({error})") from None
+    data = read_toml(path, ExperimentFileError, "experiment")
     tables = data.pop("matrix", None)
     if tables is None:
         tables = [data]

@@ -18,12 +18,12 @@ Bandwidths are one-way bytes per second. A torus chip spreads its links evenly o
 """
 
 import dataclasses
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
 from layouts.errors import MeshError
+from layouts.toml_file import read_toml
 from zoo.errors import ZooError
 from zoo.presets import unknown_name_message
 
@@ -212,12 +212,7 @@ _REQUIRED_FIELDS = {"peak_flops", "hbm_bytes", "hbm_bandwidth", "interconnect_ba
 def load_chips(path: str | Path) -> dict[str, Chip]:
     """The chips of a user TOML file (`[chip.NAME]` tables, the field names of `Chip`)."""
     path = Path(path)
-    try:
-        document = tomllib.loads(path.read_text())
-    except OSError as error:
-        raise ChipFileError(f"{path}: cannot read chip file ({error.strerror})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ChipFileError(f"{path}: not valid TOML ({error})") from None
+    document = read_toml(path, ChipFileError, "chip")
     tables = document.get("chip")
     if not isinstance(tables, dict) or not tables:
         raise ChipFileError(f"{path}: expected one or more [chip.NAME] tables")

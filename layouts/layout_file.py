@@ -25,11 +25,11 @@ An attention layout:
 Errors name the file, the key and what was expected.
 """
 
-import tomllib
 from pathlib import Path
 
 from layouts.errors import LayoutError, LayoutFileError
 from layouts.layout import AttentionLayout, Layout
+from layouts.toml_file import read_toml
 from zoo.logical_axes import Role
 
 _FFN_KEYS = {"kind", "name", "summary", "algorithm", "collectives", "phase", "weight", "weight_use", "activation"}
@@ -51,12 +51,7 @@ def _axes(path: Path, key: str, value) -> tuple[str, ...]:
 
 def load(path_like: str | Path) -> Layout | AttentionLayout:
     path = Path(path_like)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise LayoutFileError(f"{path}: no such layout file") from None
-    except tomllib.TOMLDecodeError as error:
-        raise LayoutFileError(f"{path}: not valid TOML ({error})") from None
+    data = read_toml(path, LayoutFileError, "layout")
     kind = data.get("kind")
     allowed = {"ffn": _FFN_KEYS, "attention": _ATTENTION_KEYS}.get(kind)
     if allowed is None:

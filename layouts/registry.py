@@ -13,24 +13,24 @@ def _looks_like_path(name: str) -> bool:
     return name.endswith(".toml") or os.sep in name
 
 
-def get_layout(name_or_path: str) -> Layout:
-    """A built-in FFN layout by name, or a user layout file (`*.toml`) by path."""
-    if name_or_path in FFN_LAYOUTS:
-        return FFN_LAYOUTS[name_or_path]
+def _lookup(name_or_path: str, built_in: dict, expected: type, kind: str, flag: str, file_kind: str):
+    """A built-in by name, or a layout file by path holding the expected kind of layout."""
+    if name_or_path in built_in:
+        return built_in[name_or_path]
     if _looks_like_path(name_or_path):
         layout = load(name_or_path)
-        if isinstance(layout, Layout):
+        if isinstance(layout, expected):
             return layout
-        raise UnknownLayoutError(f"{name_or_path}: is an attention layout file (kind = \"attention\"); --layout takes kind = \"ffn\"")
-    raise UnknownLayoutError(unknown_name_message("layout", name_or_path, FFN_LAYOUTS) + ", or a layout file path ending in .toml")
+        found = ("attention", "attention") if isinstance(layout, AttentionLayout) else ("FFN", "ffn")
+        raise UnknownLayoutError(f"{name_or_path}: is an {found[0]} layout file (kind = \"{found[1]}\"); {flag} takes kind = \"{file_kind}\"")
+    raise UnknownLayoutError(unknown_name_message(kind, name_or_path, built_in) + ", or a layout file path ending in .toml")
+
+
+def get_layout(name_or_path: str) -> Layout:
+    """A built-in FFN layout by name, or a user layout file (`*.toml`) by path."""
+    return _lookup(name_or_path, FFN_LAYOUTS, Layout, "layout", "--layout", "ffn")
 
 
 def get_attention_layout(name_or_path: str) -> AttentionLayout:
-    if name_or_path in ATTENTION_LAYOUTS:
-        return ATTENTION_LAYOUTS[name_or_path]
-    if _looks_like_path(name_or_path):
-        layout = load(name_or_path)
-        if isinstance(layout, AttentionLayout):
-            return layout
-        raise UnknownLayoutError(f"{name_or_path}: is an FFN layout file (kind = \"ffn\"); --attention takes kind = \"attention\"")
-    raise UnknownLayoutError(unknown_name_message("attention layout", name_or_path, ATTENTION_LAYOUTS) + ", or a layout file path ending in .toml")
+    """A built-in attention layout by name, or a user attention layout file by path."""
+    return _lookup(name_or_path, ATTENTION_LAYOUTS, AttentionLayout, "attention layout", "--attention", "attention")
