@@ -22,7 +22,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--input-len", type=int, default=128)
     args = parser.parse_args()
-    header = f"{'layout':7} {'phase':7} " + " ".join(f"{kind + ' c/e (MB)':>24}" for kind in COMMUNICATION_KEYS) + f" {'total c/e':>10}"
+    header = (
+        f"{'layout':7} {'phase':7} " + " ".join(f"{kind + ' c/e (MB)':>24}" for kind in COMMUNICATION_KEYS)
+        + f" {'reductions c/e':>15} {'total c/e':>10}"
+    )  # fmt: skip
     print(header)
     for layout in FFN_LAYOUTS:
         for phase, attention in (("prefill", "heads"), ("decode", "batch")):
@@ -39,7 +42,10 @@ def main() -> None:
                 cells.append(f"{c / 1e6:9.2f}/{e / 1e6:<9.2f}" + (f"{ratios.get(kind) or 0:5.2f}" if e else "     "))
             total_c = sum(v or 0 for v in compiled.comm_bytes_per_chip.values())
             total_e = sum(v or 0 for v in estimated.comm_bytes_per_chip.values())
-            print(f"{layout:7} {phase:7} " + " ".join(f"{cell:>24}" for cell in cells) + f" {total_c / total_e:10.2f}")
+            # XLA on TPU writes reduce-scatters as all-reduces: reductions compare as one figure.
+            reductions = [sum(row.comm_bytes_per_chip[kind] or 0 for kind in ("reduce_scatter", "all_reduce")) for row in (compiled, estimated)]
+            reduced = f"{reductions[0] / reductions[1]:15.3f}" if reductions[1] else f"{'-':>15}"
+            print(f"{layout:7} {phase:7} " + " ".join(f"{cell:>24}" for cell in cells) + f" {reduced} {total_c / total_e:10.2f}")
 
 
 if __name__ == "__main__":
