@@ -1,19 +1,38 @@
 """Per-chip bytes of weights and KV cache for a model on the local devices under every built-in
 layout: measured from the real sharded arrays, beside the paper's formulas (the estimator).
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=8 JAX_PLATFORMS=cpu \
-        python benchmarks/layout_memory.py --model palm-tiny --mesh 2x2x2 --batch 8 --context-len 256
+    python benchmarks/layout_memory.py --model palm-tiny --mesh 2x2x2 --batch 8 --context-len 256
+
+A mesh needs as many devices as it has points: unless XLA_FLAGS already says otherwise, the script
+forces that many host CPU devices before JAX starts.
 """
 
 import argparse
+import math
+import os
+import sys
 
-import jax
 
-from layouts import ATTENTION_LAYOUTS, FFN_LAYOUTS, Partitioning, init_sharded_model, make_mesh, parse_mesh
-from layouts.cell import Cell
-from layouts.estimate import estimate
-from layouts.sharding import cache_shardings
-from zoo import abstract_cache, get_preset, init_cache
+def _force_host_devices(argv: list[str]) -> None:
+    mesh = argv[argv.index("--mesh") + 1] if "--mesh" in argv[:-1] else "2x2x2"
+    try:
+        count = math.prod(int(size) for size in mesh.split("x"))
+    except ValueError:
+        return  # parse_mesh reports the malformed mesh below
+    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}".strip()
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+_force_host_devices(sys.argv)
+
+import jax  # noqa: E402
+
+from layouts import ATTENTION_LAYOUTS, FFN_LAYOUTS, Partitioning, init_sharded_model, make_mesh, parse_mesh  # noqa: E402
+from layouts.cell import Cell  # noqa: E402
+from layouts.estimate import estimate  # noqa: E402
+from layouts.sharding import cache_shardings  # noqa: E402
+from zoo import abstract_cache, get_preset, init_cache  # noqa: E402
 
 
 def largest_shard_bytes(tree) -> int:

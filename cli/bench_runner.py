@@ -2,24 +2,20 @@
 an interrupted matrix resumes where it stopped."""
 
 import dataclasses
-import hashlib
-import json
 import sys
 import traceback
+from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from cli.bench_cache import CellCache, Lookup, cell_key
 from cli.matrix import AUTO, Matrix
-from cli.report import write_atomically
 from layouts.cell import Cell, error_rows
 from layouts.result_row import ResultRow
 from zoo.errors import ZooError
-
-CACHE_FOLDER = "cells"
-
 
 def _estimate(cell: Cell) -> list[ResultRow]:
     from layouts.estimate import estimate
@@ -75,11 +71,6 @@ def rows_for(cell: Cell, source: str) -> list[ResultRow]:
     return rows
 
 
-def cell_key(cell: Cell, source: str) -> str:
-    text = json.dumps({"cell": cell.__dict__, "source": source}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
 def work_items(matrices: list[Matrix]) -> list[tuple[Cell, str]]:
     """Every (cell, source) of the matrices, without repeats, checked before anything runs."""
     items: dict[str, tuple[Cell, str]] = {}
@@ -90,26 +81,27 @@ def work_items(matrices: list[Matrix]) -> list[tuple[Cell, str]]:
     return list(items.values())
 
 
-def run_matrix(items: list[tuple[Cell, str]], out_dir: Path, *, show_progress: bool = True, fresh: bool = False) -> tuple[list[ResultRow], int]:
-    """Rows of every item, computing only those not cached in `out_dir/cells` (all with `fresh`).
-    Returns the rows and how many items were computed now."""
-    cache = out_dir / CACHE_FOLDER
-    cache.mkdir(parents=True, exist_ok=True)
+def run_matrix(items: list[tuple[Cell, str]], cache: CellCache, *, show_progress: bool = True, fresh: bool = False) -> tuple[list[ResultRow], Counter]:
+    """Rows of every item, computing only those the cache does not hold for this code and these
+    versions (all with `fresh`). Returns the rows and how many items each lookup outcome had.
+    An unreadable entry is reported on one line and recomputed; the matrix goes on."""
     rows: list[ResultRow] = []
-    computed = 0
+    outcomes: Counter = Counter()
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
         task = progress.add_task("bench", total=len(items))
         for cell, source in items:
-            path = cache / f"{cell_key(cell, source)}.json"
             progress.update(task, description=f"{source:8s} {cell.model} {cell.prefill_layout}/{cell.decode_layout} {cell.chips} chips b{cell.batch}")
-            if path.exists() and not fresh:
-                rows.extend(ResultRow(**row) for row in json.loads(path.read_text()))
+            outcome, found = (Lookup.MISSING, None) if fresh else cache.load(cell, source)
+            if outcome is Lookup.UNREADABLE:
+                console.print(escape(f"zoo bench: cached cell {found}; recomputing it"), soft_wrap=True)
+            if outcome is Lookup.HIT:
+                rows.extend(found)
             else:
                 found = rows_for(cell, source)
-                write_atomically(path, json.dumps([row.as_dict() for row in found]))
+                cache.store(cell, source, found)
                 rows.extend(found)
-                computed += 1
+            outcomes[outcome] += 1
             progress.advance(task)
-    return rows, computed
+    return rows, outcomes

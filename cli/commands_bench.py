@@ -5,25 +5,27 @@ from pathlib import Path
 
 import click
 
+from cli.bench_cache import CellCache, Lookup
 from cli.bench_runner import run_matrix, work_items
 from cli.cell_flags import matrix_from_flags
 from cli.matrix import SOURCES, default_matrices, load_experiment
 from cli.options import CELL_OPTION_NAMES, FORMAT, cell_options, run_guarded, split_list
 from cli.plots import latency_cost_plot, memory_plot
-from cli.report import csv_text, jsonl_text, print_rows, write_atomically
+from cli.output_folder import OutputFolder, write_atomically
+from cli.report import csv_text, jsonl_text, print_rows
 
-DEFAULT_OUT = Path("zoo-out")
+DEFAULT_OUT = "zoo-out"
 
 
 @click.command()
 @cell_options
 @click.option("--source", help=f"comma-separated: {', '.join(SOURCES)} [default: estimate]")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="experiment file (TOML, the flags' keys)")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True, help="output folder")
+@click.option("--out", default=DEFAULT_OUT, show_default=True, help="output folder: new, empty, or one an earlier zoo bench wrote")
 @click.option("--fresh", is_flag=True, help="recompute every cell instead of resuming from the folder's cache")
 @click.option("--no-plots", is_flag=True, help="skip the PNG plots")
 @FORMAT
-def bench(source, config_path, out: Path, fresh: bool, no_plots: bool, output_format: str, **kwargs) -> None:
+def bench(source, config_path, out: str, fresh: bool, no_plots: bool, output_format: str, **kwargs) -> None:
     """The matrix: the cross product of the comma-separated lists, or an experiment file; with no
     arguments, the built-in default (the paper's models on TPU v4, a tiny model run locally)."""
     values = {name: kwargs[name] for name in CELL_OPTION_NAMES}
@@ -37,21 +39,28 @@ def bench(source, config_path, out: Path, fresh: bool, no_plots: bool, output_fo
         matrices = [run_guarded(lambda: matrix_from_flags(values, sources))]
     else:
         matrices = default_matrices()
-    # Every cell is checked before anything runs or anything on disk changes.
+    # Every cell and the output folder are checked before anything runs or anything on disk changes.
     items = run_guarded(lambda: work_items(matrices))
-    if out.exists() and not out.is_dir():
-        raise click.UsageError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    click.echo(f"zoo bench: {len(items)} cell-sources, results in {out}/", err=True)
-    rows, computed = run_matrix(items, out, show_progress=sys.stderr.isatty() or output_format == "table", fresh=fresh)
-    click.echo(f"zoo bench: computed {computed}, reused {len(items) - computed} from {out}/cells", err=True)
-    write_atomically(out / "rows.jsonl", jsonl_text(rows))
-    write_atomically(out / "rows.csv", csv_text(rows))
-    written = ["rows.jsonl", "rows.csv"]
-    if not no_plots:
-        if latency_cost_plot(rows, out / "pareto.png"):
-            written.append("pareto.png")
-        if memory_plot(rows, out / "memory.png"):
-            written.append("memory.png")
-    click.echo(f"zoo bench: wrote {', '.join(written)} in {out}/", err=True)
+    folder = run_guarded(lambda: OutputFolder(out))
+    run_guarded(lambda: _bench(folder, items, fresh, no_plots, output_format))
+
+
+def _bench(folder: OutputFolder, items, fresh: bool, no_plots: bool, output_format: str) -> None:
+    with folder:
+        out = folder.path
+        click.echo(f"zoo bench: {len(items)} cell-sources, results in {out}/", err=True)
+        show_progress = sys.stderr.isatty() or output_format == "table"
+        rows, outcomes = run_matrix(items, CellCache(folder.cells), show_progress=show_progress, fresh=fresh)
+        recomputed = [f"{outcomes[outcome]} {outcome.value}" for outcome in (Lookup.STALE, Lookup.UNREADABLE) if outcomes[outcome]]
+        computed = len(items) - outcomes[Lookup.HIT]
+        click.echo(f"zoo bench: computed {computed}, reused {outcomes[Lookup.HIT]} from {folder.cells}" + (f" ({', '.join(recomputed)})" if recomputed else ""), err=True)
+        write_atomically(out / "rows.jsonl", jsonl_text(rows))
+        write_atomically(out / "rows.csv", csv_text(rows))
+        written = ["rows.jsonl", "rows.csv"]
+        if not no_plots:
+            if latency_cost_plot(rows, out / "pareto.png"):
+                written.append("pareto.png")
+            if memory_plot(rows, out / "memory.png"):
+                written.append("memory.png")
+        click.echo(f"zoo bench: wrote {', '.join(written)} in {out}/", err=True)
     print_rows(rows, output_format, "zoo bench")

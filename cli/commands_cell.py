@@ -12,6 +12,16 @@ def _cell_values(kwargs: dict) -> dict:
     return {name: kwargs[name] for name in CELL_OPTION_NAMES}
 
 
+def _report(rows, output_format: str, command: str) -> None:
+    """Prints the rows; a row that failed (does not fit, a compiler or runtime failure) makes the
+    exit code 1, so scripts notice (input errors exit with 2 before any work)."""
+    print_rows(rows, output_format, command)
+    failed = [row for row in rows if row.status == "error"]
+    if failed:
+        click.echo(f"zoo {command}: {len(failed)} of {len(rows)} rows failed", err=True)
+        raise SystemExit(1)
+
+
 @click.command()
 @cell_options
 @click.option("--mode", type=click.Choice(["calibrated", "roofline"]), default="calibrated", show_default=True, help="roofline: the paper's idealised lower bound")
@@ -21,7 +31,7 @@ def estimate(mode: str, output_format: str, **kwargs) -> None:
     from layouts.estimate import estimate as estimate_cell
 
     cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs))))
-    print_rows(run_guarded(lambda: estimate_cell(cell, mode=mode)), output_format, "estimate")
+    _report(run_guarded(lambda: estimate_cell(cell, mode=mode)), output_format, "estimate")
 
 
 @click.command(name="compile")
@@ -32,7 +42,7 @@ def compile_command(output_format: str, **kwargs) -> None:
     from layouts.compile import compile_cell
 
     cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs))))
-    print_rows(run_guarded(lambda: compile_cell(cell)), output_format, "compile")
+    _report(run_guarded(lambda: compile_cell(cell)), output_format, "compile")
 
 
 @click.command(name="run")
@@ -45,4 +55,4 @@ def run_command(repeats: int, warmup: int, output_format: str, **kwargs) -> None
     from layouts.measure import run_cell
 
     cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs), target="local")))
-    print_rows(run_guarded(lambda: run_cell(cell, repeats=repeats, warmup=warmup)), output_format, "run")
+    _report(run_guarded(lambda: run_cell(cell, repeats=repeats, warmup=warmup)), output_format, "run")

@@ -3,12 +3,12 @@
 import json
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
-from cli.options import FORMAT, run_guarded
-from cli.report import human_bytes, wide_console
+from cli.options import CELL_DEFAULTS, FORMAT, run_guarded
+from cli.report import human_bytes
+from cli.tables import Column, fitted_table, table_console
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
+from layouts.cell import Cell
 from layouts.introspect import describe
 from layouts.layout import Partitioning
 from layouts.mesh import choose_mesh_shape, format_mesh, parse_mesh
@@ -25,13 +25,16 @@ def _spec_text(spec) -> str:
 @click.option("--model", help="show every tensor's placement for this model")
 @click.option("--chips", type=click.IntRange(min=1), help="chip count (the layout chooses the mesh shape)")
 @click.option("--mesh", help="logical mesh XxYxZ")
-@click.option("--attention", default="heads", show_default=True, help="attention layout for the KV cache")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--context-len", type=click.IntRange(min=1), default=2048, show_default=True)
+@click.option("--attention", default=CELL_DEFAULTS["decode_attention"], show_default=True, help="attention layout for the KV cache")
+@click.option("--batch", type=click.IntRange(min=1), default=CELL_DEFAULTS["batch"], show_default=True)
+@click.option("--context-len", type=click.IntRange(min=1), default=CELL_DEFAULTS["input_len"], show_default=True, help="tokens in the cache when decoding starts")
+@click.option("--gen-tokens", type=click.IntRange(min=1), default=CELL_DEFAULTS["gen_tokens"], show_default=True, help="generated tokens the cache also holds")
 @FORMAT
-def layouts_command(name, model, chips, mesh, attention, batch, context_len, output_format) -> None:
+def layouts_command(name, model, chips, mesh, attention, batch, context_len, gen_tokens, output_format) -> None:
     """The layouts; with NAME (a built-in or a .toml file), its algorithm, and with --model and
-    --chips or --mesh, every tensor's logical names, PartitionSpec, per-chip shape and bytes."""
+    --chips or --mesh, every tensor's logical names, PartitionSpec, per-chip shape and bytes. The KV
+    cache is sized as decoding allocates it (and as estimate and compile count it): the context
+    plus the generated tokens."""
     if name is None:
         entries = [{"name": l.name, "kind": "ffn", "phase": l.phase, "summary": l.summary} for l in FFN_LAYOUTS.values()]
         entries += [{"name": l.name, "kind": "attention", "phase": l.phase, "summary": l.summary} for l in ATTENTION_LAYOUTS.values()]
@@ -39,12 +42,8 @@ def layouts_command(name, model, chips, mesh, attention, batch, context_len, out
             for entry in entries:
                 click.echo(json.dumps(entry))
             return
-        table = Table(title="layouts")
-        for column in ("name", "kind", "phase", "summary"):
-            table.add_column(column, overflow="fold")
-        for entry in entries:
-            table.add_row(*entry.values())
-        wide_console().print(table)
+        columns = [Column("name", keep=3), Column("kind", keep=2), Column("phase", keep=1), Column("summary", fold=True, keep=2)]
+        table_console().print(fitted_table(columns, [list(entry.values()) for entry in entries], "layouts"))
         return
 
     layout = run_guarded(lambda: get_layout(name))
@@ -68,18 +67,15 @@ def layouts_command(name, model, chips, mesh, attention, batch, context_len, out
         shape = run_guarded(lambda: choose_mesh_shape(chips, layout, config, tokens=batch * context_len))
     else:
         raise click.UsageError("give --chips N or --mesh XxYxZ with --model")
-    report = run_guarded(lambda: describe(partitioning, shape, batch=batch, context_len=context_len))
+    cache_len = Cell(model, batch=batch, context_len=context_len, gen_tokens=gen_tokens).cache_len("decode")
+    report = run_guarded(lambda: describe(partitioning, shape, batch=batch, context_len=cache_len))
     placements = report.weights + report.cache
     if output_format == "json":
         for p in placements:
             click.echo(json.dumps({"tensor": p.path, "names": list(p.names), "spec": _spec_text(p.spec), "shape": list(p.shape),
                                    "per_chip_shape": list(p.per_chip_shape), "per_chip_bytes": p.per_chip_bytes, "dtype": p.dtype}))  # fmt: skip
         return
-    table = Table(title=f"{partitioning.name} · {model} · mesh {format_mesh(shape)} · batch {batch}, context {context_len}")
-    for column in ("tensor", "logical names", "spec", "shape", "per chip", "bytes/chip"):
-        table.add_column(column, overflow="fold")
-    for p in placements:
-        # Specs look like rich markup ([x]); escape them so they print as they are.
-        table.add_row(p.path, ", ".join("-" if n is None else n for n in p.names), escape(_spec_text(p.spec)), str(p.shape), str(p.per_chip_shape), human_bytes(p.per_chip_bytes))
-    wide_console().print(table)
+    columns = [Column("tensor", keep=9), Column("logical names", keep=3), Column("spec", keep=8), Column("shape", keep=4), Column("per chip", keep=5), Column("bytes/chip", "right", keep=7)]
+    lines = [[p.path, ", ".join("-" if n is None else n for n in p.names), _spec_text(p.spec), str(p.shape), str(p.per_chip_shape), human_bytes(p.per_chip_bytes)] for p in placements]
+    table_console().print(fitted_table(columns, lines, f"{partitioning.name} · {model} · mesh {format_mesh(shape)} · batch {batch}, cache {context_len}+{gen_tokens} tokens"))
     click.echo(f"per chip: weights {human_bytes(report.weight_bytes_per_chip)}, KV cache {human_bytes(report.cache_bytes_per_chip)}")

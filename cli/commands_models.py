@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from cli.options import FORMAT, run_guarded
-from cli.report import wide_console
+from cli.tables import Column, fitted_table, table_console
 from zoo.presets import PRESETS, get_preset
 
 
@@ -22,6 +22,9 @@ def model_summary(config) -> dict:
         "d_head": config.d_head,
         "vocab": config.vocab,
     }
+
+
+_NUMBER_COLUMNS = (("params", 8), ("layers", 7), ("E", 7), ("F", 6), ("H", 6), ("K", 6), ("Q", 4), ("V", 3))
 
 
 def _human(count: float) -> str:
@@ -50,15 +53,15 @@ def models(name: str | None, output_format: str) -> None:
             table.add_row(field, str(getattr(config, field)))
         table.add_row("matmul FLOPs per token (2·N)", f"{config.flops_per_token:.4g}")
         table.add_row("KV-cache bytes per token (bf16)", f"{config.kv_bytes_per_token('bfloat16'):,}")
-        wide_console().print(table)
+        table_console().print(table)
         return
-    table = Table(title="model presets")
-    for column in ("name", "params", "layers", "E", "F", "H", "K", "Q", "V", "block", "kv bytes/token"):
-        table.add_column(column, justify="left" if column in ("name", "block") else "right")
-    for config in configs:
-        table.add_row(
+    columns = [Column("name", keep=9), *(Column(header, "right", keep=keep) for header, keep in _NUMBER_COLUMNS), Column("block", keep=2), Column("kv bytes/token", "right", keep=5)]
+    lines = [
+        [
             config.name, _human(config.param_count), str(config.n_layers), str(config.d_model), str(config.d_ff),
             str(config.n_heads), str(config.n_kv_heads), str(config.d_head), str(config.vocab),
             f"{config.block}/{config.mlp}", f"{config.kv_bytes_per_token('bfloat16'):,}",
-        )
-    wide_console().print(table)
+        ]
+        for config in configs
+    ]  # fmt: skip
+    table_console().print(fitted_table(columns, lines, "model presets"))

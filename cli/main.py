@@ -3,8 +3,9 @@
 Usage and input errors print one line on stderr and exit with code 2, before any work starts.
 """
 
-import cli.startup  # noqa: F401  (before anything imports jax)
+import zoo.platforms  # noqa: F401  (before anything imports jax)
 
+import importlib.metadata
 import sys
 
 import click
@@ -41,7 +42,24 @@ class OneLineErrors(click.Group):
             sys.exit(2)
 
 
+def _versions() -> str:
+    found = []
+    for distribution in ("layoutzoo", "jax", "jaxlib", "libtpu"):
+        try:
+            found.append(f"{distribution} {importlib.metadata.version(distribution)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{distribution} not installed")
+    return ", ".join(found)
+
+
+def _print_versions(context: click.Context, _parameter, given: bool) -> None:
+    if given and not context.resilient_parsing:
+        click.echo(f"zoo: {_versions()}")
+        context.exit()
+
+
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_versions, help="the versions of layoutzoo, jax, jaxlib and libtpu")
 def main() -> None:
     """layoutzoo: models × partitioning layouts × chips — estimate, compile for TPU, run."""
 

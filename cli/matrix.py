@@ -80,9 +80,9 @@ def default_matrices() -> list[Matrix]:
         common = dict(model=(model,), chips=(chips,))
         matrices += [
             Matrix(**common, phase=("prefill",), prefill_layout=tuple(FFN_LAYOUTS), batch=(1, 512), source=("estimate",)),
-            Matrix(**common, phase=("decode",), decode_layout=decode_layouts, batch=(64, 512), source=("estimate",)),
+            Matrix(**common, phase=("decode",), decode_layout=decode_layouts, decode_attention=("batch",), batch=(64, 512), source=("estimate",)),
             Matrix(**common, phase=("prefill",), batch=(1,), source=("compile",)),
-            Matrix(**common, phase=("decode",), batch=(64,), source=("compile",)),
+            Matrix(**common, phase=("decode",), decode_attention=("batch",), batch=(64,), source=("compile",)),
         ]
     # As many local devices as form a power of two (up to 8): one CPU on a plain machine.
     local = 1 << (min(len(jax.devices()), 8).bit_length() - 1)
@@ -132,9 +132,9 @@ def _matrix_from_table(path: Path, table: dict) -> Matrix:
                 raise ExperimentFileError(f"{path}: key {key!r} takes {kind} (or a list of them), got {item!r}")
         for target in targets:
             values[target] = tuple(items)
+    if "model" not in values:
+        raise ExperimentFileError(f"{path}: missing key 'model' (a preset name or a list of them; see `zoo models`)")
     try:
         return Matrix(**values)
-    except TypeError as error:
-        raise ExperimentFileError(f"{path}: {error}") from None
     except ZooError as error:
         raise ExperimentFileError(f"{path}: {error}") from None

@@ -15,7 +15,7 @@ FORMAT = click.option(
     help="table for people; json prints one object per line on stdout and nothing else there",
 )
 
-_CELL_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Cell) if field.default is not dataclasses.MISSING}
+CELL_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Cell) if field.default is not dataclasses.MISSING}
 
 
 def usage_error(error: Exception) -> click.UsageError:
@@ -55,20 +55,20 @@ def cell_options(function):
     options = [
         click.option("--model", help="model preset (zoo models)"),
         click.option("--layout", help="FFN layout name or layout file for both phases; 'auto': the estimator's best per phase"),
-        click.option("--prefill-layout", help=f"FFN layout for prefill [default: {_CELL_DEFAULTS['prefill_layout']}]"),
-        click.option("--decode-layout", help=f"FFN layout for decode [default: {_CELL_DEFAULTS['decode_layout']}]"),
+        click.option("--prefill-layout", help=f"FFN layout for prefill [default: {CELL_DEFAULTS['prefill_layout']}]"),
+        click.option("--decode-layout", help=f"FFN layout for decode [default: {CELL_DEFAULTS['decode_layout']}]"),
         click.option("--attention", help="attention layout for both phases (heads, batch, batch-yz, batch-z, or a file)"),
-        click.option("--prefill-attention", help=f"[default: {_CELL_DEFAULTS['prefill_attention']}]"),
-        click.option("--decode-attention", help=f"[default: {_CELL_DEFAULTS['decode_attention']}]"),
-        click.option("--chips", help=f"chip count [default: {_CELL_DEFAULTS['chips']}]"),
+        click.option("--prefill-attention", help=f"[default: {CELL_DEFAULTS['prefill_attention']}]"),
+        click.option("--decode-attention", help=f"[default: {CELL_DEFAULTS['decode_attention']}]"),
+        click.option("--chips", help=f"chip count [default: {CELL_DEFAULTS['chips']}]"),
         click.option("--mesh", help="logical mesh XxYxZ (default: the layout's preferred shape for the chip count)"),
-        click.option("--target", help=f"tpu-v4, tpu-v5e, tpu-v5p, tpu-v6e (optionally :SHAPE), or local [default: {_CELL_DEFAULTS['target']}]"),
-        click.option("--phase", help=f"prefill, decode or both [default: {_CELL_DEFAULTS['phase']}]"),
-        click.option("--batch", help=f"[default: {_CELL_DEFAULTS['batch']}]"),
-        click.option("--input-len", help=f"prompt tokens [default: {_CELL_DEFAULTS['input_len']}]"),
+        click.option("--target", help=f"tpu-v4, tpu-v5e, tpu-v5p, tpu-v6e (optionally :SHAPE), or local [default: {CELL_DEFAULTS['target']}]"),
+        click.option("--phase", help=f"prefill, decode or both [default: {CELL_DEFAULTS['phase']}]"),
+        click.option("--batch", help=f"[default: {CELL_DEFAULTS['batch']}]"),
+        click.option("--input-len", help=f"prompt tokens [default: {CELL_DEFAULTS['input_len']}]"),
         click.option("--context-len", help="KV-cache length a decode step attends over [default: input length]"),
-        click.option("--gen-tokens", help=f"generated tokens [default: {_CELL_DEFAULTS['gen_tokens']}]"),
-        click.option("--weights", help=f"bf16 or int8 [default: {_CELL_DEFAULTS['weights']}]"),
+        click.option("--gen-tokens", help=f"generated tokens [default: {CELL_DEFAULTS['gen_tokens']}]"),
+        click.option("--weights", help=f"bf16 or int8 [default: {CELL_DEFAULTS['weights']}]"),
     ]
     for option in reversed(options):
         function = option(function)

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 
+from cli.output_folder import atomic_path  # noqa: E402
 from layouts.result_row import ResultRow  # noqa: E402
 
 
@@ -45,7 +46,8 @@ def latency_cost_plot(rows: list[ResultRow], path: Path) -> bool:
     axes.legend(fontsize=8)
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
     plt.close(figure)
     return True
 
@@ -83,6 +85,7 @@ def memory_plot(rows: list[ResultRow], path: Path) -> bool:
     axes.set_title("Per-chip memory by layout (c = compiled, e = estimated)")
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
     plt.close(figure)
     return True

@@ -3,13 +3,12 @@
 import csv
 import io
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from cli.tables import Column, fitted_table, table_console
 
 from layouts.result_row import COMMUNICATION_KEYS, ENV_KEYS, MEMORY_KEYS, ROW_KEYS, ResultRow
 
@@ -49,13 +48,6 @@ def csv_text(rows: list[ResultRow]) -> str:
     return buffer.getvalue()
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` only once the new text is complete on disk."""
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 def _seconds(value: float | None) -> str:
     if value is None:
         return "-"
@@ -88,49 +80,56 @@ def _cell_key(row: ResultRow) -> tuple:
     return (row.model, row.phase, row.layout, row.attention, row.chips, row.batch, row.input_len, row.context_len, row.gen_tokens, row.weights)
 
 
-def side_by_side(rows: list[ResultRow], title: str = "results") -> Table:
-    """One line per (cell, phase): the estimate's time and MFU, the compiled program's memory and
-    communication, the measured time; an error shows its reason. Columns no row fills are left out."""
+_SIDE_BY_SIDE_COLUMNS = [
+    Column("model", keep=9), Column("phase", keep=9), Column("layout/attn", keep=9), Column("chips", "right", keep=8),
+    Column("mesh", keep=3), Column("batch", "right", keep=8), Column("weights", keep=2),
+    Column("est. step", "right", keep=7), Column("est. MFU", "right", keep=4), Column("est. mem/chip", "right", keep=5),
+    Column("est. fits", "right", keep=6), Column("compiled mem/chip", "right", keep=7), Column("compiled fits", "right", keep=6),
+    Column("compiled comm/step", "right", keep=5), Column("compile time", "right", keep=1), Column("run step", "right", keep=7),
+    Column("run tokens/s", "right", keep=3), Column("run MFU", "right", keep=3), Column("errors", fold=True, keep=8),
+]  # fmt: skip
+
+
+def _compiled_memory(row: ResultRow | None) -> ResultRow | None:
+    """A compile row whose memory figures stand: an ok one, or one that does not fit."""
+    if row is None or (row.status == "error" and row.fits is not False):
+        return None
+    return row
+
+
+def side_by_side(rows: list[ResultRow], title: str = "results", width: int | None = None) -> Table:
+    """One line per (cell, phase): the estimate's time, MFU and memory with its verdict, the compiled
+    program's memory with its own verdict and its communication, the measured time; an error shows
+    its reason. Columns no row fills are left out, then the least important ones if the table is
+    wider than `width` (default: the terminal)."""
     grouped: dict[tuple, dict[str, ResultRow]] = defaultdict(dict)
     for row in rows:
         grouped[_cell_key(row)][row.source] = row
-    columns = ("model", "phase", "layout/attn", "chips", "mesh", "batch", "weights",
-               "est. step", "est. MFU", "est. mem/chip", "fits",
-               "compiled mem/chip", "compiled comm/step", "compile time", "run step", "run tokens/s", "run MFU", "errors")  # fmt: skip
     lines = []
     for key, sources in grouped.items():
         model, phase, layout, attention, chips, batch, _, _, _, weights = key
         errors = "; ".join(f"{row.source}: {row.error}" for row in sources.values() if row.status == "error")
         estimate, compiled, run = (sources.get(source) if sources.get(source) and sources[source].status == "ok" else None for source in SOURCE_ORDER)
+        compiled_memory = _compiled_memory(sources.get("compile"))
         any_row = next(iter(sources.values()))
         lines.append([
             model, phase, f"{layout}/{attention}", str(chips), any_row.mesh or "-", str(batch), weights,
             _seconds(estimate.step_time_s) if estimate else "-",
             _percent(estimate.mfu) if estimate else "-",
             human_bytes(estimate.memory_per_chip_bytes["total"]) if estimate else "-",
-            _fits(compiled or estimate) if (compiled or estimate) else "-",
-            human_bytes(compiled.memory_per_chip_bytes["total"]) if compiled else "-",
+            _fits(estimate) if estimate else "-",
+            human_bytes(compiled_memory.memory_per_chip_bytes["total"]) if compiled_memory else "-",
+            _fits(compiled_memory) if compiled_memory else "-",
             human_bytes(_communication(compiled)) if compiled else "-",
             _seconds(compiled.compile_time_s) if compiled else "-",
             _seconds(run.step_time_s) if run else "-",
             f"{run.tokens_per_s:.4g}" if run and run.tokens_per_s else "-",
             _percent(run.mfu) if run else "-",
-            (errors[:117] + "...") if len(errors) > 120 else errors or "-",
+            (errors[:237] + "...") if len(errors) > 240 else errors or "-",
         ])  # fmt: skip
-    shown = [index for index, column in enumerate(columns) if index < 7 or any(line[index] != "-" for line in lines)]
-    table = Table(title=title)
-    for index in shown:
-        column = columns[index]
-        justify = "left" if column in ("model", "phase", "layout/attn", "mesh", "weights", "errors") else "right"
-        table.add_column(column, justify=justify, no_wrap=column != "errors", overflow="fold")
-    for line in lines:
-        table.add_row(*(escape(line[index]) for index in shown))
-    return table
-
-
-def wide_console() -> Console:
-    """A console at least 240 columns wide: tables stay readable when stdout is a pipe or a file."""
-    return Console(width=max(Console().width, 240))
+    filled = [index for index in range(len(_SIDE_BY_SIDE_COLUMNS)) if index < 7 or any(line[index] != "-" for line in lines)]
+    columns = [_SIDE_BY_SIDE_COLUMNS[index] for index in filled]
+    return fitted_table(columns, [[line[index] for index in filled] for line in lines], title, width)
 
 
 def print_rows(rows: list[ResultRow], output_format: str, title: str = "results") -> None:
@@ -138,4 +137,4 @@ def print_rows(rows: list[ResultRow], output_format: str, title: str = "results"
     if output_format == "json":
         print(jsonl_text(rows), end="", flush=True)
         return
-    wide_console().print(side_by_side(rows, title))
+    table_console().print(side_by_side(rows, title))

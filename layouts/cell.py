@@ -29,7 +29,8 @@ class Cell:
     prefill_layout: str = "2d-ws"
     decode_layout: str = "2d-ws"
     prefill_attention: str = "heads"
-    decode_attention: str = "batch"
+    # Heads, not batch: a batch-sharded cache needs a batch the mesh divides, and the default batch is 1.
+    decode_attention: str = "heads"
     chips: int = 8
     mesh: str | None = None  # "XxYxZ" for both phases; None: each phase's layout chooses
     target: str = "tpu-v4"

@@ -20,9 +20,10 @@ A prefill row compiles `prefill` of `batch × input_len` tokens into a cache of 
 decode row compiles one `decode_step` against a cache of `Cell.cache_len("decode")` = context_len +
 gen_tokens: the cache a generation allocates, as the estimator counts it.
 
-A program the compiler rejects for memory (TPU compiles fail with RESOURCE_EXHAUSTED rather than
-produce a program that cannot run) is an ok row with `fits: false`, the argument shards and the
-compiler's reported requirement; any other compiler failure is an error row with its reason.
+A program that does not fit the chip's HBM (TPU compiles fail with RESOURCE_EXHAUSTED rather than
+produce it; other backends report a total above the chip's memory) is an error row, "does not
+fit", that keeps `fits: false`, the argument shards and the compiler's requirement, so it says by
+how much it misses; any other compiler failure is an error row with its reason.
 
 Known differences between compile rows and the estimator's (found with palm-8b on v4 2x2x2 and
 palm-540b-64h on v4 4x4x4; `cross_check` gives the ratios):
@@ -44,6 +45,7 @@ import jax
 import numpy as np
 
 from layouts.cell import Cell, ResolvedCell
+from layouts.cost_model import check_phase
 from layouts.hlo_analysis import collectives, row_bytes, summarize
 from layouts.mesh import make_mesh
 from layouts.result_row import COMMUNICATION_KEYS, ResultRow
@@ -148,6 +150,8 @@ def compile_cell(cell: Cell) -> list[ResultRow]:
     """One `compile` row per phase of the cell. Unknown names, indivisible dimensions and bad
     targets raise (ZooError subclasses); a compiler failure is an error row."""
     resolved = cell.resolve()
+    for phase in cell.phases:  # every phase's input errors before any phase's minutes of compiling
+        check_phase(resolved, phase)
     target = get_target(cell.target, cell.chips)
     devices = target.devices()
     rows = []
@@ -163,13 +167,14 @@ def compile_cell(cell: Cell) -> list[ResultRow]:
                 required = _reported_requirement(message)
                 total = max(weights_bytes + kv_bytes, required or 0)
                 row.memory_per_chip_bytes = {"weights": weights_bytes, "kv_cache": kv_bytes, "other": total - weights_bytes - kv_bytes, "total": total}
-                row.fits = False
                 row.details = {"compiler_error": message, "compiler_required_bytes": required}
+                row = row.does_not_fit() if row.hbm_bytes is not None else row.failed(message)
             else:
                 row = row.failed(message)
             rows.append(row)
             continue
-        rows.append(_fill(row, compiled, mesh, arguments, weights_bytes, kv_bytes))
+        row = _fill(row, compiled, mesh, arguments, weights_bytes, kv_bytes)
+        rows.append(row.does_not_fit() if row.fits is False else row)
     return rows
 
 

@@ -29,7 +29,8 @@ from collections.abc import Mapping
 
 from layouts.errors import IndivisibleDimensionError
 from layouts.cell import ResolvedCell
-from layouts.hardware import Chip, get_chip
+from layouts.hardware import Chip
+from layouts.targets import target_chip
 from layouts.layout import MESH_AXES, Partitioning
 from zoo.config import ModelConfig, dtype_bytes
 from zoo.logical_axes import (
@@ -529,14 +530,21 @@ class PhasePasses:
     tokens: int  # tokens the phase processes (prefill) or generates (decode)
 
 
+def check_phase(resolved: ResolvedCell, phase: str) -> None:
+    """Raise IndivisibleDimensionError if a dimension of the phase does not divide over its mesh:
+    cheap, so compile and run call it for every phase before they compile any."""
+    partitioning = resolved.partitionings[phase]
+    check_divisible(phase_template(partitioning, phase), resolved.mesh_shapes[phase], resolved.cell.batch, partitioning.name)
+
+
 def phase_passes(resolved: ResolvedCell, phase: str) -> PhasePasses:
     """Check the cell against the chip and the mesh, then cost one of its phases."""
     cell, config = resolved.cell, resolved.config
-    chip = get_chip(cell.target)
+    chip = target_chip(cell.target, cell.chips)
     chip.check_chips(cell.chips)
+    check_phase(resolved, phase)
     partitioning, mesh_shape = resolved.partitionings[phase], resolved.mesh_shapes[phase]
     template = phase_template(partitioning, phase)
-    check_divisible(template, mesh_shape, cell.batch, partitioning.name)
     sizes = dict(
         batch=cell.batch,
         weight_bytes=1 if cell.weights == "int8" else dtype_bytes(config.dtype),

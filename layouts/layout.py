@@ -8,9 +8,12 @@ the table the resolver reads. All three are frozen values checked at constructio
 """
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Literal
+
+import jax
 
 from layouts.errors import LayoutError
 from zoo.config import ModelConfig
@@ -27,6 +30,7 @@ from zoo.logical_axes import (
     HIDDEN_HEADS,
     HIDDEN_KV_HEADS,
     KV_HEADS,
+    LAYERS,
     NAMES_BY_ROLE,
     Role,
 )
@@ -51,6 +55,24 @@ def _check_axes(owner: str, where: str, axes: tuple[str, ...]) -> None:
         raise LayoutError(f"{owner}: {where} names mesh axis {unknown[0]!r}; mesh axes are {', '.join(MESH_AXES)}")
     if len(set(axes)) != len(axes):
         raise LayoutError(f"{owner}: {where} uses a mesh axis twice: {axes}")
+
+
+@functools.cache
+def _declared_tensors(config: ModelConfig) -> tuple[tuple[str, Role, tuple[str | None, ...]], ...]:
+    """Every stored tensor of the model with the logical names it declares (weights as stored and
+    as matmuls use them, and the KV cache), so a layout that maps two dimensions of one tensor to
+    the same mesh axis is refused when it is joined to the model, by every command alike."""
+    from zoo.kv_cache import CACHE_NAMES
+    from zoo.transformer import build_abstract
+    from zoo.weights import is_weight
+
+    tensors = [("cache.k", Role.CACHE, CACHE_NAMES)]
+    for key_path, weight in jax.tree_util.tree_flatten_with_path(build_abstract(config), is_leaf=is_weight)[0]:
+        path = jax.tree_util.keystr(key_path, simple=True, separator=".")
+        tensors.append((path, Role.WEIGHT, tuple(weight.names)))
+        # A matmul uses one layer's slice of a stacked weight: the layers axis is gone by then.
+        tensors.append((path, Role.WEIGHT_USE, tuple(name for name in weight.names if name != LAYERS)))
+    return tuple(tensors)
 
 
 def _frozen_rules(rules: Mapping[Role, Rules]) -> Mapping[Role, Rules]:
@@ -162,10 +184,21 @@ class Partitioning:
             CACHE_HEAD_DIM: (),
         }
         object.__setattr__(self, "rules", _frozen_rules(rules))
+        for tensor, role, names in _declared_tensors(self.config):
+            self.check_distinct_axes(role, names, tensor)
 
     @property
     def name(self) -> str:
         return f"{self.ffn.name}+{self.attention.name}"
+
+    def check_distinct_axes(self, role: Role, names, tensor: str) -> None:
+        """A mesh axis splits at most one dimension of a tensor; raises LayoutError naming both."""
+        used: dict[str, str] = {}
+        for name in names:
+            for axis in self.axes(role, name):
+                if axis in used:
+                    raise LayoutError(f"{tensor}: mesh axis {axis!r} assigned to both {used[axis]!r} and {name!r} under layout {self.name!r}")
+                used[axis] = name
 
     def axes(self, role: Role, name: str | None) -> tuple[str, ...]:
         if name is None:

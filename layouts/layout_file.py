@@ -27,6 +27,7 @@ Errors name the file, the key and what was expected.
 
 from pathlib import Path
 
+from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.errors import LayoutError, LayoutFileError
 from layouts.layout import AttentionLayout, Layout
 from layouts.toml_file import read_toml
@@ -60,6 +61,9 @@ def load(path_like: str | Path) -> Layout | AttentionLayout:
     if unknown:
         raise LayoutFileError(f"{path}: unknown key {unknown[0]!r}; valid keys for kind {kind!r}: {', '.join(sorted(allowed))}")
     name = _string(path, data, "name", path.stem)
+    if name in FFN_LAYOUTS or name in ATTENTION_LAYOUTS:
+        # Rows are labelled by layout name: a file must not pass for the built-in it may differ from.
+        raise LayoutFileError(f"{path}: name {name!r} is a built-in layout's; give the file's layout a name of its own (key 'name')")
     summary = _string(path, data, "summary", f"user layout from {path}")
     phase = _string(path, data, "phase", "any")
     try:

@@ -19,39 +19,14 @@ import numpy as np
 
 from layouts.cell import Cell, ResolvedCell
 from layouts.compile import compile_phase
+from layouts.cost_model import check_phase
 from layouts.errors import TargetError
-from layouts.hardware import Chip, get_chip
 from layouts.hlo_analysis import collectives, row_bytes
 from layouts.result_row import ResultRow
-from layouts.targets import get_target
+from layouts.local_memory import LocalMemoryError, check_fits_locally
+from layouts.targets import LOCAL, get_target, local_chip
 from zoo.kv_cache import KVCache, init_cache
 from zoo.transformer import Transformer
-
-# Accelerators whose peak FLOP/s and HBM bandwidth the hardware presets know, by device kind.
-_DEVICE_KINDS = (("H200", "h200"), ("H100", "h100-sxm"), ("A100", "a100-80gb"), ("TPU v4", "tpu-v4"), ("TPU v5 lite", "tpu-v5e"), ("TPU v5e", "tpu-v5e"), ("TPU v5p", "tpu-v5p"), ("TPU v6", "tpu-v6e"))
-
-
-def local_chip() -> Chip | None:
-    """The hardware preset of the local accelerator, or None (a CPU has no preset peak)."""
-    kind = jax.devices()[0].device_kind
-    for marker, name in _DEVICE_KINDS:
-        if marker.lower() in kind.lower():
-            return get_chip(name)
-    return None
-
-
-def _available_bytes_per_device() -> int | None:
-    device = jax.devices()[0]
-    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-    if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"])
-    try:
-        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        return None
-    # Forced host devices share the machine's memory.
-    return int(pages // len(jax.devices()))
-
 
 def _materialize(config, weights: str, arguments, phase: str, context_len: int, seed: int):
     """Real arrays with the abstract arguments' shardings: random weights, tokens and a cache."""
@@ -94,10 +69,11 @@ def run_phase(resolved: ResolvedCell, phase: str, *, repeats: int, warmup: int, 
     total = None
     if memory is not None:
         total = int(memory.argument_size_in_bytes + memory.output_size_in_bytes - memory.alias_size_in_bytes + memory.temp_size_in_bytes)
-    available = _available_bytes_per_device()
     needed = total if total is not None else weight_bytes + kv_bytes
-    if available is not None and needed > available:
-        return row.failed(f"does not fit: needs {needed / 2**30:.2f} GiB per device, {available / 2**30:.2f} GiB available")
+    try:
+        check_fits_locally(needed * len(devices), f"this step on {len(devices)} device(s)", devices)
+    except LocalMemoryError as error:
+        return row.failed(f"does not fit: {error}")
 
     model, tokens, fresh_cache = _materialize(config, cell.weights, arguments, phase, cell.decode_context, seed)
     cache = fresh_cache()
@@ -142,5 +118,9 @@ def run_cell(cell: Cell, *, repeats: int = 5, warmup: int = 1, seed: int = 0) ->
     resolved = cell.resolve()
     if repeats < 1 or warmup < 0:
         raise TargetError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
-    get_target("local", cell.chips)  # raises when the cell needs more chips than are present
+    if cell.target != LOCAL:
+        raise TargetError(f"zoo run measures on the local devices, so its target is {LOCAL}, not {cell.target!r}; `zoo compile --target {cell.target}` compiles for it")
+    get_target(LOCAL, cell.chips)  # raises when the cell needs more chips than are present
+    for phase in cell.phases:
+        check_phase(resolved, phase)
     return [run_phase(resolved, phase, repeats=repeats, warmup=warmup, seed=seed) for phase in cell.phases]

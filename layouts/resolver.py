@@ -32,17 +32,13 @@ def resolve(
     """
     if len(names) != len(shape):
         raise LayoutError(f"{tensor}: {len(names)} logical names {names} for a tensor of shape {tuple(shape)}")
-    used: dict[str, str | None] = {}
+    partitioning.check_distinct_axes(role, names, tensor)
     entries = []
     for name, size in zip(names, shape):
         axes = tuple(axis for axis in partitioning.axes(role, name) if mesh_shape.get(axis, 1) > 1)
         for axis in partitioning.axes(role, name):
             if axis not in mesh_shape:
                 raise LayoutError(f"{tensor}: layout {partitioning.name!r} maps {name!r} to mesh axis {axis!r}, not in mesh {dict(mesh_shape)}")
-        for axis in axes:
-            if axis in used:
-                raise LayoutError(f"{tensor}: mesh axis {axis!r} assigned to both {used[axis]!r} and {name!r} under layout {partitioning.name!r}")
-            used[axis] = name
         ways = 1
         for axis in axes:
             ways *= mesh_shape[axis]

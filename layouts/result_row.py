@@ -63,6 +63,14 @@ class ResultRow:
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def does_not_fit(self) -> "ResultRow":
+        """This row as an error because its program needs more memory per chip than the chip has;
+        unlike `failed`, the figures stay: they say by how much it misses."""
+        needed, available = self.memory_per_chip_bytes["total"], self.hbm_bytes
+        return dataclasses.replace(
+            self, status="error", fits=False, error=f"does not fit: needs {needed / 2**30:.1f} GiB per chip, the chip has {available / 2**30:.1f} GiB"
+        )
+
     def failed(self, reason: str) -> "ResultRow":
         """This cell as an error row: the keys stay, the numbers go, one line of reason."""
         return dataclasses.replace(

@@ -21,7 +21,7 @@ import tempfile
 import jax
 
 from layouts.errors import TargetError
-from layouts.hardware import get_chip
+from layouts.hardware import CHIPS, Chip, get_chip
 
 LOCAL = "local"
 
@@ -108,6 +108,43 @@ class Target:
         device = jax.devices()[0]
         stats = device.memory_stats() if hasattr(device, "memory_stats") else None
         return int(stats["bytes_limit"]) if stats and "bytes_limit" in stats else None
+
+
+# Accelerators whose peak FLOP/s and HBM bandwidth the hardware presets know, by JAX device kind.
+_DEVICE_KINDS = (
+    ("H200", "h200"), ("H100", "h100-sxm"), ("A100", "a100-80gb"), ("TPU v4", "tpu-v4"), ("TPU v5 lite", "tpu-v5e"),
+    ("TPU v5e", "tpu-v5e"), ("TPU v5p", "tpu-v5p"), ("TPU v6", "tpu-v6e"),
+)  # fmt: skip
+
+
+def local_chip() -> Chip | None:
+    """The hardware preset of the local accelerator, or None (a CPU has no preset peak)."""
+    kind = jax.devices()[0].device_kind
+    for marker, name in _DEVICE_KINDS:
+        if marker.lower() in kind.lower():
+            return get_chip(name)
+    return None
+
+
+def target_chip(spec: str, chips: int) -> Chip:
+    """The chip the estimator costs a target on: a TPU target's preset (`tpu-v4`, or `tpu-v4:4x4x8`
+    with the shape checked against `chips`), the local accelerator's preset, or any chip preset or
+    chip file by name. The estimator needs no standard slice shape: it has no topology to compile."""
+    text = spec.strip() if isinstance(spec, str) else spec
+    if text == LOCAL:
+        chip = local_chip()
+        if chip is None:
+            kind = jax.devices()[0].device_kind
+            raise TargetError(
+                f"the local devices ({kind}) have no hardware preset to estimate with; estimate for a chip instead "
+                f"(--target {', '.join(FAMILIES)}, {', '.join(name for name in CHIPS if name not in FAMILIES)}, or a chip file FILE.toml)"
+            )
+        return chip
+    name, shaped, _ = text.partition(":")
+    if name in FAMILIES and shaped:
+        get_target(text, chips)  # the shape is checked against the chip count
+        return get_chip(name)
+    return get_chip(text)
 
 
 def get_target(spec: str, chips: int) -> Target:

@@ -71,10 +71,11 @@ def test_decode_collectives_are_counted_per_layer():
     assert cost["flops"] > 0 and "XLA cost analysis" in cost["source"]
 
 
-def test_a_model_that_cannot_fit_is_a_row_with_fits_false():
+def test_a_model_that_cannot_fit_is_an_error_row_that_keeps_its_memory():
     """PaLM 540B in bf16 on 8 v4 chips: 135 GB of weights per chip against 32 GiB of HBM."""
     (row,) = compile_cell(Cell("palm-540b", chips=8, target="tpu-v4", phase="decode", batch=8, input_len=2048))
-    assert row.status == "ok" and row.fits is False
+    assert row.status == "error" and row.fits is False
+    assert row.error.startswith("does not fit: needs ") and "the chip has 32.0 GiB" in row.error
     config = get_preset("palm-540b")
     assert row.memory_per_chip_bytes["weights"] == pytest.approx(config.param_count * 2 / 8, rel=0.01)
     assert row.memory_per_chip_bytes["total"] > row.hbm_bytes == 32 * 2**30

@@ -4,6 +4,7 @@ decode steps, on-device generation and a byte tokenizer.
     from zoo import get_preset, Transformer, init_cache, prefill, decode_step
 """
 
+import zoo.platforms  # noqa: F401  (first: before anything initialises a JAX backend)
 from zoo.config import ModelConfig
 from zoo.constraints import Constrain, no_constraint
 from zoo.errors import ConfigError, PromptError, UnknownPresetError, ZooError
