@@ -81,7 +81,8 @@ def make_mesh(shape: MeshShape, devices=None) -> Mesh:
     devices = list(jax.devices() if devices is None else devices)
     count = math.prod(shape)
     if count > len(devices):
-        raise MeshError(f"mesh {format_mesh(shape)} needs {count} devices; {len(devices)} available ({devices[0].platform})")
+        hint = f"; on a CPU, run with XLA_FLAGS=--xla_force_host_platform_device_count={count} to split it into {count} devices" if devices[0].platform == "cpu" else ""
+        raise MeshError(f"mesh {format_mesh(shape)} needs {count} devices; {len(devices)} available ({devices[0].platform}){hint}")
     devices = devices[:count]
     if devices[0].platform == "tpu":
         from jax.experimental import mesh_utils
