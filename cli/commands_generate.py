@@ -5,8 +5,43 @@ import pathlib
 
 import click
 
-from cli.options import FORMAT, run_guarded, usage_error
+from cli.options import CELL_DEFAULTS, FORMAT, run_guarded, usage_error
+from layouts.registry import get_attention_layout
 from zoo.presets import PRESETS
+from zoo.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE
+
+# One prompt is a batch of one, which an attention layout that splits the batch cannot split.
+_UNSPLIT_BATCH_ATTENTION = "heads"
+
+# C0 controls but newline and tab, DEL, and the C1 controls (a terminal may take U+009B for the
+# start of an escape sequence, as it takes ESC): a random model emits any byte.
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if chr(code) not in "\n\t"}
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: control characters shown as `\\xNN`, newlines and tabs kept."""
+    return text.translate(_ESCAPES)
+
+
+def _decode_attention_default(batch: int) -> str:
+    default = CELL_DEFAULTS["decode_attention"]
+    return _UNSPLIT_BATCH_ATTENTION if batch == 1 and get_attention_layout(default).batch_axes else default
+
+
+def _attention_help() -> str:
+    library_default, decode = CELL_DEFAULTS["decode_attention"], _decode_attention_default(1)
+    why = "" if decode == library_default else f", as {library_default} cannot split one prompt"
+    return f"attention layout for both phases [default: {CELL_DEFAULTS['prefill_attention']} for prefill, {decode} for decode{why}]"
+
+
+def _utf8_prompt(context: click.Context, parameter: click.Parameter, value: str) -> str:
+    """Python passes command-line bytes that are not UTF-8 on as lone surrogates (U+DC80..U+DCFF
+    stand for the bytes 0x80..0xFF); refuse them here, where the byte is still known."""
+    for index, character in enumerate(value):
+        if "\udc80" <= character <= "\udcff":
+            offset = len(value[:index].encode("utf-8"))
+            raise click.UsageError(f"--prompt is not valid UTF-8: its byte {offset} is 0x{ord(character) - 0xDC00:02x}; pass UTF-8 text")
+    return value
 
 
 @click.command()
@@ -17,79 +52,141 @@ from zoo.presets import PRESETS
     type=click.Path(path_type=pathlib.Path),
     help="checkpoint directory to generate with; default: the shipped trained palm-4m, unless --model asks for a random one",
 )
-@click.option("--prompt", default="The ", show_default=True)
+@click.option("--prompt", default="The ", show_default=True, callback=_utf8_prompt)
 @click.option("--gen-tokens", default=32, show_default=True, type=click.IntRange(min=1), help="tokens to generate")
-@click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(min=0.0), help="0 is greedy")
-@click.option("--top-k", default=None, type=click.IntRange(min=1))
-@click.option("--top-p", default=None, type=click.FloatRange(min=0.0, max=1.0, min_open=True))
+@click.option("--temperature", default=0.0, show_default=True, type=float, help=f"0 is greedy, else {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}")
+@click.option("--top-k", default=None, type=int)
+@click.option("--top-p", default=None, type=float, help="in (0, 1]")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--chips", default=None, type=click.IntRange(min=1), help=(
+    "how many of the local devices to split the generation over; more than one implies splitting under the default "
+    "layouts [default: 1; with a layout option, the largest power of two up to the local device count]"
+))  # fmt: skip
 @click.option("--layout", help="FFN layout for both phases (or a .toml file): generate sharded over the local devices")
-@click.option("--prefill-layout", help="FFN layout for prefill [default: --layout]")
-@click.option("--decode-layout", help="FFN layout for decode [default: --layout]")
-@click.option("--attention", help="attention layout for both phases [default: heads for prefill, heads for decode]")
-@click.option("--mesh", help="logical mesh XxYxZ over the local devices [default: the layout's choice for all of them]")
+@click.option("--prefill-layout", help=f"FFN layout for prefill [default: --layout, else {CELL_DEFAULTS['prefill_layout']}]")
+@click.option("--decode-layout", help=f"FFN layout for decode [default: --layout, else {CELL_DEFAULTS['decode_layout']}]")
+@click.option("--attention", help=_attention_help())
+@click.option("--mesh", help="logical mesh XxYxZ over the local devices [default: the decode layout's choice for --chips]")
 @FORMAT
 def generate(
     model: str | None, checkpoint: pathlib.Path | None, prompt: str, gen_tokens: int, temperature: float, top_k, top_p, seed: int,
-    layout: str | None, prefill_layout: str | None, decode_layout: str | None, attention: str | None, mesh: str | None, output_format: str,
+    chips: int | None, layout: str | None, prefill_layout: str | None, decode_layout: str | None, attention: str | None,
+    mesh: str | None, output_format: str,
 ) -> None:  # fmt: skip
     """Generate text from PROMPT with a byte-level model: the shipped trained palm-4m by default, the
-    checkpoint given by --checkpoint, or a randomly initialised --model preset. With --layout, the
-    model is split over the local devices and generates under that layout."""
+    checkpoint given by --checkpoint, or a randomly initialised --model preset. With --chips above 1
+    or a layout option, the model is split over that many local devices and generates under the
+    layouts. Nothing is allocated before the work is checked to fit the devices' free memory."""
     import jax
     import jax.numpy as jnp
 
+    from checkpoints.shipped import SHIPPED_CHECKPOINT
+    from layouts.local_memory import check_fits_locally
     from zoo import Sampling, Transformer, generate_jit, get_preset
+    from zoo.generation import check_token_budget, generation_bytes
     from zoo.tokenizer import decode, encode_batch
 
     sampling = run_guarded(lambda: Sampling(temperature, top_k, top_p))
-    tokens = jnp.asarray(run_guarded(lambda: encode_batch([prompt])))
-    network = _checkpointed(checkpoint, model) if checkpoint is not None or model is None else Transformer(get_preset(model), key=jax.random.key(seed))
-    layouts_given = any(option is not None for option in (layout, prefill_layout, decode_layout, attention, mesh))
-    if layouts_given:
-        layout_name, run = _sharded(network.config, layout, prefill_layout, decode_layout, attention, mesh)
+    tokens = run_guarded(lambda: encode_batch([prompt]))
+    batch, prompt_len = tokens.shape
+    run_guarded(lambda: check_token_budget(prompt_len, gen_tokens))
+    directory = SHIPPED_CHECKPOINT if checkpoint is None else checkpoint
+    manifest = None if checkpoint is None and model is not None else _manifest(directory, model)
+    config = get_preset(model) if manifest is None else manifest.config
+
+    layout_given = any(option is not None for option in (layout, prefill_layout, decode_layout, attention, mesh))
+    chip_count = _chip_count(chips, mesh, splitting=layout_given)
+    if chip_count == 1 and not layout_given:
+        layout_name, run, devices = None, generate_jit, jax.devices()[:1]
     else:
-        layout_name, run = None, generate_jit
-    result = run_guarded(lambda: run(network, tokens, jax.random.key(seed), max_new_tokens=gen_tokens, sampling=sampling))
+        layout_name, run, devices = _sharded(config, batch, chip_count, layout, prefill_layout, decode_layout, attention, mesh)
+    stored = {} if manifest is None else {"weights": manifest.weights, "weight_bytes": manifest.total_bytes}
+    required = generation_bytes(config, batch, prompt_len, gen_tokens, **stored, platform=devices[0].platform)
+    run_guarded(lambda: check_fits_locally(required, f"generating {gen_tokens} tokens with {config.name}", devices))
+
+    network = Transformer(config, key=jax.random.key(seed)) if manifest is None else _restored(directory, manifest)
+    result = run_guarded(lambda: run(network, jnp.asarray(tokens), jax.random.key(seed), max_new_tokens=gen_tokens, sampling=sampling))
     generated = [int(t) for t in result.tokens[0, : int(result.lengths[0])]]
     text = decode(generated)
     if output_format == "json":
-        click.echo(json.dumps({"model": network.config.name, "layout": layout_name, "prompt": prompt, "text": text, "tokens": generated}))
+        click.echo(json.dumps({"model": config.name, "layout": layout_name, "prompt": prompt, "text": text, "tokens": generated}))
     else:
-        click.echo(prompt + text)
+        click.echo(printable(prompt + text))
 
 
-def _checkpointed(directory: pathlib.Path | None, model: str | None):
-    from checkpoints import CheckpointError, abstract_model, read_manifest, restore
-    from checkpoints.shipped import SHIPPED_CHECKPOINT
+def _manifest(directory: pathlib.Path, model: str | None):
+    """The checkpoint's manifest: its config and size, read without loading a weight."""
+    from checkpoints import CheckpointError, read_manifest
 
-    directory = SHIPPED_CHECKPOINT if directory is None else directory
     try:
         manifest = read_manifest(directory)
-        if model is not None and model != manifest.config.name:
-            raise click.UsageError(f"--model {model} does not match {directory}, which holds {manifest.config.name}")
+    except CheckpointError as error:
+        raise usage_error(error) from None
+    if model is not None and model != manifest.config.name:
+        raise click.UsageError(f"--model {model} does not match {directory}, which holds {manifest.config.name}")
+    return manifest
+
+
+def _restored(directory: pathlib.Path, manifest):
+    from checkpoints import CheckpointError, abstract_model, restore
+
+    try:
         return restore(directory, abstract_model(manifest))
     except CheckpointError as error:
         raise usage_error(error) from None
 
 
-def _sharded(config, layout, prefill_layout, decode_layout, attention, mesh):
-    """(layout name, generate function) for generation under the given layouts on the local devices."""
+def _chip_count(chips: int | None, mesh: str | None, *, splitting: bool) -> int:
+    """The number of local devices to generate on: --chips, else the --mesh's size, else one
+    unless a layout option asks for splitting."""
+    import jax
+
+    from layouts import parse_mesh
+
+    available = jax.devices()
+    if chips is not None and chips > len(available):
+        raise click.UsageError(f"--chips {chips} is more than the {len(available)} local {available[0].platform} device(s); valid: 1 to {len(available)}")
+    if mesh is not None:
+        x, y, z = run_guarded(lambda: parse_mesh(mesh))
+        if chips is not None and x * y * z != chips:
+            raise click.UsageError(f"--mesh {mesh} has {x * y * z} chips but --chips is {chips}; pass a mesh of {chips} chips or leave one out")
+        return x * y * z
+    if chips is not None:
+        return chips
+    # Every preset's head count and widths are powers of two, so a layout divides them only over a
+    # power-of-two number of chips.
+    return 1 << (len(available).bit_length() - 1) if splitting else 1
+
+
+def _sharded(config, batch: int, chips: int, layout, prefill_layout, decode_layout, attention, mesh):
+    """(layout name, generate function, devices) for generation split over `chips` local devices."""
     from functools import partial
 
     import jax
 
-    from layouts import Partitioning, choose_mesh_shape, get_attention_layout, get_layout, make_mesh, parse_mesh, sharded_generate
+    from layouts import Partitioning, choose_mesh_shape, get_layout, make_mesh, parse_mesh, sharded_generate, weight_placements
+    from zoo import build_abstract
 
-    def partitioning(name):
-        return Partitioning(get_layout(name), get_attention_layout(attention or "heads"), config)
-
-    default = layout or "2d-ws"
-    prefill_partitioning = run_guarded(lambda: partitioning(prefill_layout or default))
-    decode_partitioning = run_guarded(lambda: partitioning(decode_layout or default))
-    devices = len(jax.devices())
-    chips = 1 << (devices.bit_length() - 1)
+    prefill_partitioning = run_guarded(
+        lambda: Partitioning(
+            get_layout(prefill_layout or layout or CELL_DEFAULTS["prefill_layout"]),
+            get_attention_layout(attention or CELL_DEFAULTS["prefill_attention"]),
+            config,
+        )
+    )
+    decode_partitioning = run_guarded(
+        lambda: Partitioning(
+            get_layout(decode_layout or layout or CELL_DEFAULTS["decode_layout"]),
+            get_attention_layout(attention or _decode_attention_default(batch)),
+            config,
+        )
+    )
+    devices = jax.devices()[:chips]
     shape = run_guarded(lambda: parse_mesh(mesh) if mesh else choose_mesh_shape(chips, decode_partitioning.ffn, config))
-    device_mesh = run_guarded(lambda: make_mesh(shape))
+    device_mesh = run_guarded(lambda: make_mesh(shape, devices))
+    abstract = build_abstract(config)
+    for partitioning in (prefill_partitioning, decode_partitioning):  # a dimension that does not divide fails before any allocation
+        run_guarded(lambda: weight_placements(abstract, partitioning, dict(device_mesh.shape)))
     name = prefill_partitioning.name if prefill_partitioning.name == decode_partitioning.name else f"{prefill_partitioning.name} -> {decode_partitioning.name}"
-    return name, partial(sharded_generate, prefill_partitioning=prefill_partitioning, decode_partitioning=decode_partitioning, mesh=device_mesh)
+    run = partial(sharded_generate, prefill_partitioning=prefill_partitioning, decode_partitioning=decode_partitioning, mesh=device_mesh)
+    return name, run, devices

@@ -107,7 +107,7 @@ def load_experiment(path_like: str | Path) -> list[Matrix]:
         tables = [data]
     elif data:
         raise ExperimentFileError(f"{path}: key {sorted(data)[0]!r} must sit inside a [[matrix]] table when the file has them")
-    elif not isinstance(tables, list):
+    elif not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
         raise ExperimentFileError(f"{path}: 'matrix' must be an array of tables ([[matrix]])")
     return [_matrix_from_table(path, table) for table in tables]
 

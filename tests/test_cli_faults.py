@@ -90,10 +90,11 @@ def test_binary_and_non_utf8_files_are_one_line(tmp_path, content):
     assert not (tmp_path / "out").exists()
 
 
-def test_an_experiment_without_a_model_names_the_missing_key(tmp_path):
+@pytest.mark.parametrize("text,reason", [("chips = 8\n", "missing key 'model'"), ("matrix = [1, 2]\n", "must be an array of tables")])
+def test_an_experiment_of_the_wrong_shape_is_one_line(tmp_path, text, reason):
     path = tmp_path / "exp.toml"
-    path.write_text("chips = 8\n")
-    assert_usage_error(invoke("bench", "--config", str(path), "--out", str(tmp_path / "out")), str(path), "missing key 'model'")
+    path.write_text(text)
+    assert_usage_error(invoke("bench", "--config", str(path), "--out", str(tmp_path / "out")), str(path), reason)
 
 
 def test_zoo_layouts_sizes_the_cache_as_decoding_allocates_it():

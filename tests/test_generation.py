@@ -1,10 +1,13 @@
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from zoo import PromptError, Sampling, Transformer, ZooError, generate_jit, get_preset, init_cache
-from zoo.sampling import sample
+from zoo.generation import MAX_CACHE_LEN, TokenBudgetError, check_token_budget, generation_bytes
+from zoo.sampling import MAX_TEMPERATURE, SamplingError, sample
 from zoo.tokenizer import decode, encode, encode_batch
 
 
@@ -79,3 +82,55 @@ def test_bad_generation_input_raises_specific_errors(model):
     mtnlg = Transformer(get_preset("mtnlg-tiny"), key=jax.random.key(0))
     with pytest.raises(PromptError, match="learned positions"):
         generate_jit(mtnlg, jnp.zeros((1, 250), jnp.int32), jax.random.key(0), max_new_tokens=10)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(temperature=float("nan")),
+        dict(temperature=float("inf")),
+        dict(temperature=1e30),
+        dict(temperature=MAX_TEMPERATURE * 1.01),
+        dict(temperature=1e-30),
+        dict(temperature=1.0, top_p=float("nan")),
+        dict(temperature=1.0, top_k=0),
+    ],
+)
+def test_sampling_refuses_nan_and_out_of_range_settings(settings):
+    with pytest.raises(SamplingError):
+        Sampling(**settings)
+
+
+def test_sampling_accepts_its_documented_range():
+    assert Sampling(temperature=MAX_TEMPERATURE, top_k=1, top_p=1.0).temperature == MAX_TEMPERATURE
+    assert Sampling(temperature=0.0, top_k=256).top_k == 256
+
+
+def test_text_that_is_not_utf8_is_a_prompt_error():
+    with pytest.raises(PromptError, match="not valid UTF-8: character 2 is the lone surrogate U[+]DCFF"):
+        encode("ab\udcff")
+
+
+def test_token_budget_stops_at_int32_positions():
+    check_token_budget(10, MAX_CACHE_LEN - 10)
+    with pytest.raises(TokenBudgetError, match=f"at most {MAX_CACHE_LEN - 10} new tokens"):
+        check_token_budget(10, MAX_CACHE_LEN - 9)
+    with pytest.raises(TokenBudgetError, match="positive integer"):
+        check_token_budget(10, 0)
+
+
+# generation_bytes is an estimate for a go/no-go check, not an accounting.
+ESTIMATE_TOLERANCE = 0.25
+
+
+@pytest.mark.parametrize("name,batch,prompt_len,new_tokens", [("palm-4m", 1, 9, 40), ("palm-4m", 1, 9, 100_000), ("palm-4m", 2, 1000, 100)])
+def test_generation_bytes_matches_what_xla_allocates_on_the_cpu(name, batch, prompt_len, new_tokens):
+    from zoo import build_abstract, generate
+
+    config = get_preset(name)
+    prompt = jax.ShapeDtypeStruct((batch, prompt_len), jnp.int32)
+    compiled = jax.jit(partial(generate, max_new_tokens=new_tokens)).lower(build_abstract(config), prompt, jax.random.key(0)).compile()
+    memory = compiled.memory_analysis()
+    allocated = memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+    estimate = generation_bytes(config, batch, prompt_len, new_tokens, platform="cpu")
+    assert abs(estimate - allocated) <= ESTIMATE_TOLERANCE * allocated, (estimate, allocated)

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Int
 
+from zoo.config import ModelConfig, dtype_bytes
 from zoo.constraints import Constrain, no_constraint
 from zoo.errors import ZooError
 from zoo.inference import check_prompt, decode_step, prefill
@@ -13,6 +14,20 @@ from zoo.kv_cache import CACHE_NAMES, KVCache, init_cache
 from zoo.logical_axes import Role
 from zoo.sampling import GREEDY, Sampling, sample
 from zoo.transformer import Transformer
+
+# Positions and the cache's fill level are int32 on device: a longer cache would wrap them around.
+MAX_CACHE_LEN = 2**31 - 1
+
+# XLA's CPU backend computes bf16 matmuls in float32 and hoists the weights' conversion out of the
+# layer scan and the decode loop, so a model stored in bf16 also holds float32 copies of its
+# weights there: XLA's memory analysis of the compiled `generate` puts its temporaries at 2.2
+# (palm-150m) to 2.5 (palm-4m, palm-8b) times the bf16 weights. int8 weights are dequantized
+# inside the loop, with no such copies.
+_CPU_FLOAT32_COPIES = 2.5
+
+
+class TokenBudgetError(ZooError):
+    """A number of new tokens that is not a positive integer, or whose cache overflows int32 positions."""
 
 
 class Generated(eqx.Module):
@@ -36,9 +51,8 @@ def generate(
     static (see `generate_jit`); a given cache (e.g. one placed by a layout) must be empty.
     `decode_constrain` places the decode steps when they use another layout than prefill; the
     cache moves to its decode placement once, between the phases."""
-    if max_new_tokens < 1:
-        raise ZooError(f"max_new_tokens must be a positive integer, got {max_new_tokens}")
     batch, length = prompt.shape
+    check_token_budget(length, max_new_tokens)
     if cache is None:
         cache = init_cache(model.config, batch, length + max_new_tokens)
     check_prompt(model, prompt, cache.max_len, max_new_tokens - 1)
@@ -78,3 +92,46 @@ def generate(
 
 
 generate_jit = eqx.filter_jit(generate)
+
+
+def check_token_budget(prompt_len: int, max_new_tokens: int) -> None:
+    """Raises TokenBudgetError unless `max_new_tokens` is positive and the cache it needs after a
+    prompt of `prompt_len` tokens stays within int32 positions."""
+    if max_new_tokens < 1:
+        raise TokenBudgetError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    if prompt_len + max_new_tokens > MAX_CACHE_LEN:
+        raise TokenBudgetError(
+            f"a prompt of {prompt_len} tokens + {max_new_tokens} new tokens needs a cache of {prompt_len + max_new_tokens}, "
+            f"more than the {MAX_CACHE_LEN} int32 positions reach; ask for at most {MAX_CACHE_LEN - prompt_len} new tokens"
+        )
+
+
+def generation_bytes(
+    config: ModelConfig,
+    batch: int,
+    prompt_len: int,
+    max_new_tokens: int,
+    *,
+    weights: str | None = None,
+    weight_bytes: int | None = None,
+    platform: str = "cpu",
+) -> int:
+    """About the device memory `generate` needs, worked out before anything is allocated.
+
+    The weights: `weight_bytes` as stored, by default the parameter count at the config's dtype;
+    `weights` names their stored format ("bfloat16", "float32" or "int8"; default the config's
+    dtype), since on `platform` "cpu" bf16 weights add the float32 copies above. The KV cache twice,
+    since prefill's layer scan writes the stacked cache beside the one it reads. The generated ids.
+    Prefill's working memory: layers run one at a time under the scan, so one layer's activations,
+    led by the float32 attention scores and their softmax [B, H, T, S], plus the [B, V] logits.
+    """
+    cache_len = prompt_len + max_new_tokens
+    compute_weight_bytes = config.param_count * dtype_bytes(config.dtype)
+    stored_weight_bytes = compute_weight_bytes if weight_bytes is None else weight_bytes
+    cpu_copies = platform == "cpu" and (config.dtype if weights is None else weights) == "bfloat16"
+    copies = _CPU_FLOAT32_COPIES * compute_weight_bytes if cpu_copies else 0
+    cache = 2 * config.kv_bytes_per_token(config.dtype) * batch * cache_len
+    ids = 4 * batch * max_new_tokens
+    scores = 2 * 4 * batch * config.n_heads * prompt_len * cache_len
+    logits = 4 * batch * config.vocab
+    return int(stored_weight_bytes + copies + cache + ids + scores + logits)

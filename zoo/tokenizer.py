@@ -8,7 +8,14 @@ VOCAB = 256
 
 
 def encode(text: str) -> list[int]:
-    return list(text.encode("utf-8"))
+    try:
+        return list(text.encode("utf-8"))
+    except UnicodeEncodeError as error:
+        # Only lone surrogates fail here; Python decodes bytes that are not UTF-8 (in argv, or a file
+        # read with errors="surrogateescape") into them.
+        raise PromptError(
+            f"text is not valid UTF-8: character {error.start} is the lone surrogate U+{ord(text[error.start]):04X}; pass UTF-8 text"
+        ) from None
 
 
 def decode(ids) -> str:
