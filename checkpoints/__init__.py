@@ -1,5 +1,6 @@
 """Weights on disk: sharded save and restore across layouts and chip counts, an integrity manifest,
-int8 conversion, and the small trained model the project ships.
+int8 conversion, and the small trained model the project ships. Saves are atomic and delete only
+what this tool wrote (save.py, ownership.py).
 
     from checkpoints import save, restore, read_manifest, load_shipped
 """
@@ -8,12 +9,16 @@ from checkpoints.convert import convert_dtype
 from checkpoints.errors import (
     CheckpointError,
     CheckpointExistsError,
+    CheckpointWriteError,
     ChecksumMismatchError,
     ConfigMismatchError,
     CorruptArrayError,
     IncompleteCheckpointError,
+    InsufficientSpaceError,
     ManifestError,
     MissingArrayError,
+    NotACheckpointError,
+    ProtectedDirectoryError,
     TruncatedArrayError,
 )
 from checkpoints.manifest import Manifest, read_manifest
@@ -24,13 +29,17 @@ from checkpoints.shipped import SHIPPED_CHECKPOINT, load_shipped
 __all__ = [
     "CheckpointError",
     "CheckpointExistsError",
+    "CheckpointWriteError",
     "ChecksumMismatchError",
     "ConfigMismatchError",
     "CorruptArrayError",
     "IncompleteCheckpointError",
+    "InsufficientSpaceError",
     "Manifest",
     "ManifestError",
     "MissingArrayError",
+    "NotACheckpointError",
+    "ProtectedDirectoryError",
     "SHIPPED_CHECKPOINT",
     "TruncatedArrayError",
     "abstract_model",

@@ -10,12 +10,32 @@ class CheckpointExistsError(CheckpointError):
     """Saving would replace an existing checkpoint and overwriting was not asked for."""
 
 
+class NotACheckpointError(CheckpointError):
+    """A path a save would replace or delete that this tool did not write: a plain file, a directory
+    without a readable manifest, or a staging directory without the marker a save puts in it."""
+
+
+class ProtectedDirectoryError(CheckpointError):
+    """A directory a save never replaces, checkpoint or not: the current directory, one holding it, a
+    filesystem root, or the home directory."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """Writing the checkpoint failed or cannot start: its parent cannot be created or written, or the
+    storage failed part-way (a full disk). Nothing the failed save wrote is left behind."""
+
+
+class InsufficientSpaceError(CheckpointWriteError):
+    """The filesystem that would hold the checkpoint has less free space than the checkpoint needs."""
+
+
 class IncompleteCheckpointError(CheckpointError):
     """A directory whose save never finished: it has no manifest, the commit marker written last."""
 
 
 class ManifestError(CheckpointError):
-    """A manifest that cannot be parsed, or one in a format this version does not read."""
+    """A manifest that cannot be read or parsed (not UTF-8, not JSON, the wrong shape), or one in a
+    format this version does not read."""
 
 
 class ConfigMismatchError(CheckpointError):

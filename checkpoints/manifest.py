@@ -2,7 +2,9 @@
 
 A directory without `manifest.json` is a save that never finished. The manifest records the model
 config, the weight format, every array's shape, dtype, logical names and checksum, the size of every
-file the arrays were written to, and the versions of the software that wrote it.
+file the arrays were written to, and the versions of the software that wrote it. A manifest that
+cannot be read (not UTF-8, not JSON, JSON of the wrong shape) is a one-line ManifestError naming the
+file; a directory whose manifest reads is, for `save`, a checkpoint this tool wrote and may replace.
 """
 
 import dataclasses
@@ -45,15 +47,17 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str, where: str) -> "Manifest":
+        """The manifest in `text`; `where` (the file it came from) starts every error message."""
         try:
             document = json.loads(text)
+            if not isinstance(document, dict):
+                raise ManifestError(f"{where}: manifest is a JSON {_json_type(document)}; valid: the JSON object a save writes")
             version = document.get("format_version")
             if version != FORMAT_VERSION:
                 raise ManifestError(f"{where}: manifest format {version!r} is not readable here; valid: {FORMAT_VERSION}")
-            arrays = {
-                name: ArrayRecord(tuple(record["shape"]), record["dtype"], tuple(record["names"]), record["checksum"])
-                for name, record in document["arrays"].items()
-            }
+            if document["weights"] not in WEIGHT_FORMATS:
+                raise ManifestError(f"{where}: weights {document['weights']!r} in the manifest; valid: {', '.join(WEIGHT_FORMATS)}")
+            arrays = {name: _array_record(name, record, where) for name, record in document["arrays"].items()}
             return cls(
                 config=ModelConfig(**document["config"]),
                 weights=document["weights"],
@@ -65,8 +69,11 @@ class Manifest:
             )
         except ManifestError:
             raise
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise ManifestError(f"{where}: unreadable manifest ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
+        except KeyError as error:
+            raise ManifestError(f"{where}: unreadable manifest (field {error.args[0]!r} is missing)") from None
+        except (ValueError, TypeError, AttributeError, RecursionError) as error:
+            first_line = str(error).splitlines()[0] if str(error) else ""
+            raise ManifestError(f"{where}: unreadable manifest ({type(error).__name__}: {first_line})") from None
 
     @property
     def total_bytes(self) -> int:
@@ -93,13 +100,32 @@ def read_manifest(directory: str | os.PathLike) -> Manifest:
             f"{directory}: incomplete checkpoint (no {MANIFEST_FILE}: its save was interrupted or is still running); "
             "restore a complete checkpoint or save again"
         )
-    return Manifest.from_json(path.read_text(), str(directory))
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise ManifestError(f"{path}: cannot read the manifest ({error.strerror})") from None
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"{path}: manifest is not UTF-8 text (byte {error.start} of {len(content)}); valid: the JSON a save writes") from None
+    return Manifest.from_json(text, str(path))
+
+
+def _array_record(name: str, record: dict, where: str) -> ArrayRecord:
+    shape = tuple(record["shape"])
+    if not all(isinstance(size, int) and size >= 0 for size in shape):
+        raise ManifestError(f"{where}: array {name} has shape {record['shape']!r}; valid: a list of non-negative integers")
+    return ArrayRecord(shape, str(record["dtype"]), tuple(record["names"]), str(record["checksum"]))
+
+
+def _json_type(value) -> str:
+    return {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}[type(value)]
 
 
 def write_manifest(directory: pathlib.Path, manifest: Manifest) -> None:
     # Written to a temporary name, flushed, then renamed: a reader sees the whole manifest or none.
     temporary = directory / f".{MANIFEST_FILE}.partial"
-    with open(temporary, "w") as handle:
+    with open(temporary, "w", encoding="utf-8") as handle:
         handle.write(manifest.to_json())
         handle.flush()
         os.fsync(handle.fileno())

@@ -1,9 +1,14 @@
 """`zoo checkpoint`: write, inspect, check and convert checkpoints.
 
-Every command that writes refuses an existing directory unless given --overwrite. Commands that
-read a checkpoint place it by --layout/--attention/--mesh (default: one device), so a checkpoint is
-read and written shard by shard, and saving under another placement than it was read with is how a
-checkpoint is resharded.
+Every command that writes refuses an existing directory unless given --overwrite, and with it
+replaces only a checkpoint this tool wrote (never a plain file, another directory or the current
+one). Everything a save checks (the path, leftovers in the way, a writable parent, enough free space
+for the model to be written) is checked before the model is built or read; bad input and failures to
+write are one-line errors with exit code 2. Commands that read a checkpoint place it by
+--layout/--attention/--mesh (default: one device), so a checkpoint is read and written shard by
+shard, and saving under another placement than it was read with is how a checkpoint is resharded.
+With --format json each command prints one JSON object on stdout; notes (leftovers of an unfinished
+save) go to stderr.
 """
 
 import json
@@ -49,24 +54,46 @@ def _shardings(abstract, layout: str | None, attention: str, mesh: str):
     return param_shardings(abstract, partitioning, make_mesh(shape))
 
 
-def _refuse_existing(out: pathlib.Path, overwrite: bool) -> None:
-    from checkpoints.save import ensure_writable
+def _check_out(out: pathlib.Path, overwrite: bool, abstract) -> None:
+    """Every check a save makes before writing, run before the work that produces the model:
+    `abstract` (the model to be written, shapes only) sizes the free space it needs."""
+    from checkpoints.save import checkpoint_bytes, ensure_writable
 
-    ensure_writable(out, overwrite)
+    ensure_writable(out, overwrite, checkpoint_bytes(abstract))
 
 
-def _read(source: pathlib.Path, layout, attention, mesh):
-    from checkpoints import abstract_model, read_manifest, restore
+def _source(source: pathlib.Path):
+    """The abstract model the checkpoint at `source` holds, from its manifest alone."""
+    from checkpoints import abstract_model, read_manifest
 
-    target = abstract_model(read_manifest(source))
+    return abstract_model(read_manifest(source))
+
+
+def _read(source: pathlib.Path, target, layout, attention, mesh):
+    from checkpoints import restore
+
     return restore(source, target, _shardings(target, layout, attention, mesh))
 
 
-def _write(model, out: pathlib.Path, overwrite: bool) -> None:
+def _report(output_format: str, record: dict, line: str) -> None:
+    """`record` as one JSON object, or `line` for people; either alone on stdout."""
+    click.echo(json.dumps(record) if output_format == "json" else line)
+
+
+def _write(model, out: pathlib.Path, overwrite: bool, output_format: str) -> None:
     from checkpoints import save
 
     manifest = save(model, out, overwrite=overwrite)
-    click.echo(f"wrote {out}: {manifest.config.name}, {manifest.weights} weights, {len(manifest.arrays)} arrays, {manifest.total_bytes:,} bytes")
+    record = {"path": str(out), "model": manifest.config.name, "weights": manifest.weights, "arrays": len(manifest.arrays), "bytes": manifest.total_bytes}
+    _report(output_format, record, f"wrote {out}: {manifest.config.name}, {manifest.weights} weights, {len(manifest.arrays)} arrays, {manifest.total_bytes:,} bytes")
+
+
+def _note_leftovers(directory: pathlib.Path) -> None:
+    """One line on stderr for each directory an unfinished save left beside `directory`."""
+    from checkpoints.ownership import leftovers
+
+    for leftover in leftovers(directory):
+        click.echo(f"note: {leftover.describe()}", err=True)
 
 
 @click.group()
@@ -80,24 +107,26 @@ def checkpoint() -> None:
 @click.option("--seed", default=0, show_default=True)
 @_placement
 @_OVERWRITE
+@FORMAT
 @_OUT
-def init(model: str, weights: str, seed: int, layout, attention, mesh, overwrite: bool, out: pathlib.Path) -> None:
+def init(model: str, weights: str, seed: int, layout, attention, mesh, overwrite: bool, output_format: str, out: pathlib.Path) -> None:
     """Write a randomly initialised MODEL to OUT, created directly in its shards."""
     import jax
 
+    from layouts.compile import abstract_model
     from zoo import Transformer, build_abstract, get_preset
     from zoo.quantization import quantize
 
     def action():
-        _refuse_existing(out, overwrite)
         config = get_preset(model)
+        _check_out(out, overwrite, abstract_model(config, weights))
         shardings = _shardings(build_abstract(config), layout, attention, mesh)
         # Initialised inside jit with the target shardings: no device ever holds the whole model.
         initialise = jax.jit(lambda key: Transformer(config, key=key), out_shardings=shardings)
         network = initialise(jax.random.key(seed))
         if weights == "int8":
             network = jax.jit(quantize)(network)
-        _write(network, out, overwrite)
+        _write(network, out, overwrite, output_format)
 
     _guarded(action)
 
@@ -105,14 +134,16 @@ def init(model: str, weights: str, seed: int, layout, attention, mesh, overwrite
 @checkpoint.command()
 @_placement
 @_OVERWRITE
+@FORMAT
 @_SOURCE
 @_OUT
-def save(layout, attention, mesh, overwrite: bool, source: pathlib.Path, out: pathlib.Path) -> None:
+def save(layout, attention, mesh, overwrite: bool, output_format: str, source: pathlib.Path, out: pathlib.Path) -> None:
     """Read SOURCE onto --layout/--mesh and write it to OUT from there (each shard by the process
     holding it): resharding, or copying with a fresh manifest."""
     def action():
-        _refuse_existing(out, overwrite)
-        _write(_read(source, layout, attention, mesh), out, overwrite)
+        target = _source(source)
+        _check_out(out, overwrite, target)
+        _write(_read(source, target, layout, attention, mesh), out, overwrite, output_format)
 
     _guarded(action)
 
@@ -120,20 +151,23 @@ def save(layout, attention, mesh, overwrite: bool, source: pathlib.Path, out: pa
 @checkpoint.command()
 @_placement
 @_OVERWRITE
+@FORMAT
 @_SOURCE
 @_OUT
-def quantize(layout, attention, mesh, overwrite: bool, source: pathlib.Path, out: pathlib.Path) -> None:
+def quantize(layout, attention, mesh, overwrite: bool, output_format: str, source: pathlib.Path, out: pathlib.Path) -> None:
     """Write SOURCE's weights as int8 (per-output-channel, bf16 scales) to OUT."""
     import jax
 
-    from checkpoints import CheckpointError, read_manifest
+    from checkpoints import CheckpointError, abstract_model, read_manifest
     from zoo.quantization import quantize as to_int8
 
     def action():
-        _refuse_existing(out, overwrite)
-        if read_manifest(source).weights == "int8":
+        manifest = read_manifest(source)
+        if manifest.weights == "int8":
             raise CheckpointError(f"{source} already holds int8 weights; quantize a bf16 or float32 checkpoint")
-        _write(jax.jit(to_int8)(_read(source, layout, attention, mesh)), out, overwrite)
+        target = abstract_model(manifest)
+        _check_out(out, overwrite, jax.eval_shape(to_int8, target))
+        _write(jax.jit(to_int8)(_read(source, target, layout, attention, mesh)), out, overwrite, output_format)
 
     _guarded(action)
 
@@ -142,15 +176,19 @@ def quantize(layout, attention, mesh, overwrite: bool, source: pathlib.Path, out
 @click.option("--dtype", required=True, type=click.Choice(["bfloat16", "float32"]), help="dtype to store the weights in")
 @_placement
 @_OVERWRITE
+@FORMAT
 @_SOURCE
 @_OUT
-def convert(dtype: str, layout, attention, mesh, overwrite: bool, source: pathlib.Path, out: pathlib.Path) -> None:
+def convert(dtype: str, layout, attention, mesh, overwrite: bool, output_format: str, source: pathlib.Path, out: pathlib.Path) -> None:
     """Write SOURCE's weights in --dtype to OUT (and in another placement, with --layout/--mesh)."""
+    import jax
+
     from checkpoints import convert_dtype
 
     def action():
-        _refuse_existing(out, overwrite)
-        _write(convert_dtype(_read(source, layout, attention, mesh), dtype), out, overwrite)
+        target = _source(source)
+        _check_out(out, overwrite, jax.eval_shape(lambda abstract: convert_dtype(abstract, dtype), target))
+        _write(convert_dtype(_read(source, target, layout, attention, mesh), dtype), out, overwrite, output_format)
 
     _guarded(action)
 
@@ -162,6 +200,7 @@ def info(directory: pathlib.Path, output_format: str) -> None:
     """Show the manifest of the checkpoint in DIRECTORY."""
     from checkpoints import read_manifest
 
+    _note_leftovers(directory)
     manifest = _guarded(lambda: read_manifest(directory))
     if output_format == "json":
         click.echo(json.dumps(json.loads(manifest.to_json())))
@@ -176,9 +215,15 @@ def info(directory: pathlib.Path, output_format: str) -> None:
     summary.add_row("arrays", f"{len(manifest.arrays)} in {len(manifest.files)} files, {manifest.total_bytes:,} bytes")
     summary.add_row("checksums", manifest.checksum_algorithm)
     summary.add_row("written by", ", ".join(f"{name} {version}" for name, version in sorted(manifest.writer.items())))
+    # Names tell arrays apart (an int8 weight's .quantized and .scale differ only at the end), so
+    # they are never cut; on a narrow terminal the logical axes fold and the checksums shrink to a
+    # prefix instead (--format json has them whole).
     arrays = Table(title="arrays")
-    for column in ("name", "shape", "dtype", "logical axes", "checksum"):
-        arrays.add_column(column)
+    arrays.add_column("name", no_wrap=True, min_width=max(map(len, manifest.arrays), default=4))
+    arrays.add_column("shape", no_wrap=True)
+    arrays.add_column("dtype", no_wrap=True)
+    arrays.add_column("logical axes", overflow="fold")
+    arrays.add_column("checksum", overflow="ellipsis")
     for name, record in sorted(manifest.arrays.items()):
         names = ", ".join("·" if axis is None else axis for axis in record.names)
         arrays.add_row(name, "×".join(map(str, record.shape)), record.dtype, names, record.checksum)
@@ -189,9 +234,12 @@ def info(directory: pathlib.Path, output_format: str) -> None:
 
 @checkpoint.command()
 @click.argument("directory", type=click.Path(path_type=pathlib.Path))
-def verify(directory: pathlib.Path) -> None:
+@FORMAT
+def verify(directory: pathlib.Path, output_format: str) -> None:
     """Read every array of DIRECTORY back and check its files and checksums."""
     from checkpoints import verify as verify_checkpoint
 
+    _note_leftovers(directory)
     manifest = _guarded(lambda: verify_checkpoint(directory))
-    click.echo(f"ok: {directory}: {len(manifest.arrays)} arrays, {manifest.total_bytes:,} bytes; files and checksums match")
+    record = {"path": str(directory), "ok": True, "arrays": len(manifest.arrays), "bytes": manifest.total_bytes}
+    _report(output_format, record, f"ok: {directory}: {len(manifest.arrays)} arrays, {manifest.total_bytes:,} bytes; files and checksums match")

@@ -1,7 +1,7 @@
 """Estimate rows: a Cell costed by the analytical model, one DESIGN.md row per phase (source
 `estimate`), with the breakdown behind each number in `details`.
 
-    estimate(Cell("palm-540b-64h", chips=64, batch=64, weights="int8"), mode="calibrated")
+    estimate(Cell("palm-540b-64h", chips=64, batch=64, decode_attention="batch", weights="int8"), mode="calibrated")
 
 Per-chip memory is what the phase holds at once: the stored weights, the KV cache for the context
 plus the generated tokens, and `other`: one layer's live activations (the residual stream in and

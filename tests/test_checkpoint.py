@@ -1,6 +1,7 @@
 """Checkpoints: saved under one layout and chip count, restored bit-identically under others; atomic
-saves; every kind of damage reported by its own error."""
+saves that replace only what this tool wrote; every kind of damage reported by its own error."""
 
+import json
 import os
 import pathlib
 import shutil
@@ -17,6 +18,7 @@ import pytest
 
 from checkpoints import (
     CheckpointExistsError,
+    NotACheckpointError,
     ChecksumMismatchError,
     ConfigMismatchError,
     IncompleteCheckpointError,
@@ -31,6 +33,7 @@ from checkpoints import (
 )
 from checkpoints.array_tree import named_arrays
 from checkpoints.checksum import array_checksums
+from checkpoints.ownership import leftovers
 from checkpoints.save import staging_directory
 from layouts import Partitioning, get_attention_layout, get_layout, make_constrain, make_mesh, param_shardings, shard_model
 from zoo import Transformer, build_abstract, generate_jit, get_preset, quantize
@@ -145,6 +148,24 @@ def test_killed_save_leaves_previous_checkpoint_and_an_incomplete_one(saved, mod
     assert (partial / "arrays").is_dir()
     with pytest.raises(IncompleteCheckpointError, match="incomplete"):
         restore(partial, build_abstract(CONFIG))
+    assert [leftover.path for leftover in leftovers(directory) if leftover.owned] == [partial]
+
+    other = eqx.filter_jit(Transformer)(CONFIG, key=jax.random.key(8))
+    save(other, directory, overwrite=True)  # the killed save's staging is the tool's own: removed
+    assert not partial.exists() and leftovers(directory) == []
+    assert_bit_identical(restore(directory, build_abstract(CONFIG)), other)
+
+
+def test_overwrite_never_replaces_what_is_not_a_checkpoint(model, tmp_path):
+    directory = tmp_path / "results"
+    (directory / "plots").mkdir(parents=True)
+    (directory / "plots" / "loss.csv").write_text("step,loss\n1,2.5\n")
+    (directory / "manifest.json").write_bytes(b"\xff\xd8 not a manifest")
+    with pytest.raises(NotACheckpointError, match=r"results is not a checkpoint \(no readable manifest\.json\)"):
+        save(model, directory, overwrite=True)
+    assert (directory / "plots" / "loss.csv").read_text() == "step,loss\n1,2.5\n"
+    assert (directory / "manifest.json").read_bytes() == b"\xff\xd8 not a manifest"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["results"]
 
 
 @pytest.fixture
@@ -185,9 +206,31 @@ def test_checkpoint_for_another_config_is_refused(saved):
         restore(saved, build_abstract(get_preset("palm-4m")))
 
 
-def test_unreadable_manifest_is_reported(damaged):
-    (damaged / "manifest.json").write_text('{"format_version": 1, "config": ')
-    with pytest.raises(ManifestError, match="unreadable manifest"):
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        (b'{"format_version": 1, "config": ', "unreadable manifest"),
+        (b"\x00\x9f\x92\x96 binary", "manifest is not UTF-8 text"),
+        (b'"a string"', "manifest is a JSON string"),
+        (b'{"format_version": 1, "weights": "int4"}', "weights 'int4' in the manifest; valid: bfloat16, float32, int8"),
+        (b'{"format_version": 1, "weights": "int8"}', "field 'arrays' is missing"),
+    ],
+    ids=["truncated", "binary", "string", "unknown-weights", "missing-field"],
+)
+def test_unreadable_manifest_is_one_line_naming_the_file(damaged, content, complaint):
+    (damaged / "manifest.json").write_bytes(content)
+    with pytest.raises(ManifestError) as raised:
+        read_manifest(damaged)
+    message = str(raised.value)
+    assert message.startswith(f"{damaged / 'manifest.json'}: ") and complaint in message
+    assert "\n" not in message
+
+
+def test_manifest_with_a_malformed_array_shape_is_refused(damaged):
+    document = json.loads((damaged / "manifest.json").read_text())
+    document["arrays"]["embedding.value"]["shape"] = "256x128"
+    (damaged / "manifest.json").write_text(json.dumps(document))
+    with pytest.raises(ManifestError, match=r"array embedding\.value has shape '256x128'; valid: a list of non-negative integers"):
         read_manifest(damaged)
 
 

@@ -61,7 +61,7 @@ def test_argument_bytes_are_the_analytical_weights_and_kv(layout, target, device
 def test_decode_collectives_are_counted_per_layer():
     """palm-tiny has 2 layers: every collective of the layer scan runs an even number of times, and
     batch-sharded attention brings all-to-alls over the batch axes into the loop."""
-    (row,) = compile_cell(Cell("palm-tiny", chips=8, phase="decode", batch=BATCH, input_len=INPUT_LEN, context_len=CONTEXT))
+    (row,) = compile_cell(Cell("palm-tiny", chips=8, phase="decode", decode_attention="batch", batch=BATCH, input_len=INPUT_LEN, context_len=CONTEXT))
     in_loop = [entry for entry in row.details["collectives"] if entry["in_loop"]]
     assert in_loop and all(entry["per_step"] % 2 == 0 for entry in in_loop)
     assert any(entry["kind"] == "all-to-all" for entry in in_loop)
@@ -96,11 +96,11 @@ def test_input_errors_raise():
     with pytest.raises(TargetError):
         compile_cell(Cell("palm-tiny", chips=8, target="tpu-v9"))
     with pytest.raises(IndivisibleDimensionError):
-        compile_cell(Cell("palm-tiny", chips=8, phase="decode", batch=4))
+        compile_cell(Cell("palm-tiny", chips=8, phase="decode", decode_attention="batch", batch=4))
 
 
 def test_cross_check_gives_compiled_over_estimated():
-    (row,) = compile_cell(Cell("palm-tiny", chips=8, phase="decode", batch=BATCH, input_len=INPUT_LEN, context_len=CONTEXT))
+    (row,) = compile_cell(Cell("palm-tiny", chips=8, phase="decode", decode_attention="batch", batch=BATCH, input_len=INPUT_LEN, context_len=CONTEXT))
     import dataclasses
 
     estimate = dataclasses.replace(
@@ -116,6 +116,6 @@ def test_cross_check_gives_compiled_over_estimated():
 
 @pytest.mark.slow
 def test_full_size_compiles_in_seconds_under_the_layer_scan():
-    (row,) = compile_cell(Cell("palm-540b-64h", chips=64, target="tpu-v4", phase="decode", batch=64, input_len=2048))
+    (row,) = compile_cell(Cell("palm-540b-64h", chips=64, target="tpu-v4", phase="decode", decode_attention="batch", batch=64, input_len=2048))
     assert row.status == "ok" and row.fits is True and row.compile_time_s < 120
     assert all(entry["per_step"] % 118 == 0 for entry in row.details["collectives"] if entry["in_loop"])

@@ -47,7 +47,7 @@ class Documented:
 
 def _runnable_parts(line: str) -> list[str]:
     """The parts of an `a && b && c` line that are not in NOT_RUN."""
-    return [part.strip() for part in line.split(" && ") if not any(part.strip().startswith(prefix) for prefix in NOT_RUN)]
+    return [part.strip() for part in line.split(" && ") if not any(prefix in part for prefix in NOT_RUN)]
 
 
 def markdown_commands(path: Path) -> list[Documented]:

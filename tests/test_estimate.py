@@ -9,7 +9,7 @@ from layouts.hardware import UnknownChipError
 from layouts.result_row import ROW_KEYS
 from zoo.errors import ZooError
 
-CELL = Cell("palm-540b-64h", chips=64, batch=64, weights="int8", input_len=2048, gen_tokens=64)
+CELL = Cell("palm-540b-64h", chips=64, batch=64, decode_attention="batch", weights="int8", input_len=2048, gen_tokens=64)
 
 
 @pytest.mark.parametrize("mode", ["roofline", "calibrated"])
