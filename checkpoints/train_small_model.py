@@ -18,7 +18,8 @@ import jax
 from checkpoints.convert import convert_dtype
 from checkpoints.corpus import HELD_OUT_WINDOW_BYTES, HELD_OUT_WINDOWS, held_out_windows, source_files, stdlib_root
 from checkpoints.evaluate import bits_per_byte
-from checkpoints.save import save
+from checkpoints.errors import CheckpointError
+from checkpoints.save import ensure_writable, save
 from checkpoints.training import TrainingRecipe, train
 from zoo.quantization import quantize
 
@@ -36,6 +37,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("checkpoints/palm-4m"))
     parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
     arguments = parser.parse_args(argv)
+    try:
+        ensure_writable(arguments.out, arguments.overwrite)  # refused now, not after minutes of training
+    except CheckpointError as error:
+        print(f"{parser.prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        sys.exit(2)
 
     recipe = TrainingRecipe()
     started = time.perf_counter()
@@ -61,8 +67,8 @@ def ship(trained, recipe: TrainingRecipe, training_seconds: float, out: pathlib.
         "machine": {"python": platform.python_version(), "processor": platform.machine(), "devices": str(jax.devices())},
     }
     save(shipped, out, overwrite=overwrite)
-    (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
-    (out / "LICENCE-DATA.txt").write_text(_LICENCE_NOTE + (stdlib_root() / "LICENSE.txt").read_text())
+    (out / "training.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    (out / "LICENCE-DATA.txt").write_text(_LICENCE_NOTE + (stdlib_root() / "LICENSE.txt").read_text(encoding="utf-8"), encoding="utf-8")
     return record
 
 
