@@ -12,6 +12,7 @@ save) go to stderr.
 """
 
 import json
+import math
 import pathlib
 
 import click
@@ -114,13 +115,21 @@ def init(model: str, weights: str, seed: int, layout, attention, mesh, overwrite
     import jax
 
     from layouts.compile import abstract_model
+    from layouts.local_memory import check_fits_locally
     from zoo import Transformer, build_abstract, get_preset
     from zoo.quantization import quantize
 
     def action():
         config = get_preset(model)
         _check_out(out, overwrite, abstract_model(config, weights))
-        shardings = _shardings(build_abstract(config), layout, attention, mesh)
+        abstract = build_abstract(config)
+        shardings = _shardings(abstract, layout, attention, mesh)
+        # The model at its dtype, plus one stacked weight drawn in float32 before its cast (and, for
+        # int8, the quantized copy beside it): checked against the devices' free memory first.
+        arrays = jax.tree.leaves(abstract)
+        largest_float32 = max(math.prod(leaf.shape) for leaf in arrays) * 4
+        needed = sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in arrays) * (1.5 if weights == "int8" else 1) + largest_float32
+        check_fits_locally(int(needed), f"initialising {config.name}")
         # Initialised inside jit with the target shardings: no device ever holds the whole model.
         initialise = jax.jit(lambda key: Transformer(config, key=key), out_shardings=shardings)
         network = initialise(jax.random.key(seed))

@@ -318,3 +318,12 @@ def test_a_mesh_larger_than_the_devices_is_one_line_before_the_work(tmp_path):
     error = one_line_error(zoo("init", "--model", "palm-tiny", "--layout", "2d-ws", "--mesh", "4x4x1", str(out)))
     assert "mesh 4x4x1 needs 16 devices; 8 available" in error
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_random_init_larger_than_the_free_memory_is_refused_before_the_work(tmp_path, monkeypatch, no_work):
+    from layouts import local_memory
+
+    monkeypatch.setattr(local_memory, "_host_available_bytes", lambda: 2**28)
+    error = one_line_error(zoo("init", "--model", "palm-150m", str(tmp_path / "big")))
+    assert "initialising palm-150m needs about" in error and "available memory is 0.25 GiB" in error
+    assert list(tmp_path.iterdir()) == []
