@@ -51,8 +51,10 @@ def compile_command(output_format: str, **kwargs) -> None:
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True)
 @FORMAT
 def run_command(repeats: int, warmup: int, output_format: str, **kwargs) -> None:
-    """Execute and time one cell's steps on the local devices."""
+    """Execute and time one cell's steps on the local devices (by default as many as a layout can
+    split over: the largest power of two present)."""
     from layouts.measure import run_cell
+    from layouts.targets import local_chip_count
 
-    cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs), target="local")))
+    cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs), target="local", chips=str(local_chip_count()))))
     _report(run_guarded(lambda: run_cell(cell, repeats=repeats, warmup=warmup)), output_format, "run")

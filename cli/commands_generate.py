@@ -142,6 +142,7 @@ def _chip_count(chips: int | None, mesh: str | None, *, splitting: bool) -> int:
     import jax
 
     from layouts import parse_mesh
+    from layouts.targets import local_chip_count
 
     available = jax.devices()
     if chips is not None and chips > len(available):
@@ -153,9 +154,7 @@ def _chip_count(chips: int | None, mesh: str | None, *, splitting: bool) -> int:
         return x * y * z
     if chips is not None:
         return chips
-    # Every preset's head count and widths are powers of two, so a layout divides them only over a
-    # power-of-two number of chips.
-    return 1 << (len(available).bit_length() - 1) if splitting else 1
+    return local_chip_count() if splitting else 1
 
 
 def _sharded(config, batch: int, chips: int, layout, prefill_layout, decode_layout, attention, mesh):

@@ -69,9 +69,8 @@ def default_matrices() -> list[Matrix]:
     weight-stationary decode layouts at batch 64 and 512; the paper's low-latency choices (prefill
     at batch 1 over heads, decode at batch 64 with attention over the batch, 2D weight-stationary)
     are compiled for the TPU topology; and a tiny model is compiled and run on the local devices."""
-    import jax
-
     from layouts.builtin import FFN_LAYOUTS
+    from layouts.targets import local_chip_count
 
     paper = [("palm-8b", 8), ("palm-62b", 16), ("palm-540b-64h", 64), ("mtnlg-530b", 64)]
     decode_layouts = tuple(name for name, layout in FFN_LAYOUTS.items() if layout.family == "weight-stationary")
@@ -85,7 +84,7 @@ def default_matrices() -> list[Matrix]:
             Matrix(**common, phase=("decode",), decode_attention=("batch",), batch=(64,), source=("compile",)),
         ]
     # As many local devices as form a power of two (up to 8): one CPU on a plain machine.
-    local = 1 << (min(len(jax.devices()), 8).bit_length() - 1)
+    local = min(local_chip_count(), 8)
     matrices.append(
         Matrix(
             model=("palm-tiny",), chips=(local,), target=("local",), batch=(8,), input_len=(128,), gen_tokens=(16,),

@@ -24,7 +24,7 @@ from layouts.errors import TargetError
 from layouts.hlo_analysis import collectives, row_bytes
 from layouts.result_row import ResultRow
 from layouts.local_memory import LocalMemoryError, check_fits_locally
-from layouts.targets import LOCAL, get_target, local_chip
+from layouts.targets import LOCAL, local_chip, local_chip_count
 from zoo.kv_cache import KVCache, init_cache
 from zoo.transformer import Transformer
 
@@ -120,7 +120,10 @@ def run_cell(cell: Cell, *, repeats: int = 5, warmup: int = 1, seed: int = 0) ->
         raise TargetError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
     if cell.target != LOCAL:
         raise TargetError(f"zoo run measures on the local devices, so its target is {LOCAL}, not {cell.target!r}; `zoo compile --target {cell.target}` compiles for it")
-    get_target(LOCAL, cell.chips)  # raises when the cell needs more chips than are present
+    present = jax.devices()
+    if cell.chips > len(present):
+        hint = f" (on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count={cell.chips} splits it into {cell.chips})" if present[0].platform == "cpu" else ""
+        raise TargetError(f"zoo run measures on the local devices: the cell needs {cell.chips}, {len(present)} {present[0].platform} device(s) are present; pass --chips {local_chip_count()}{hint}")
     for phase in cell.phases:
         check_phase(resolved, phase)
     return [run_phase(resolved, phase, repeats=repeats, warmup=warmup, seed=seed) for phase in cell.phases]

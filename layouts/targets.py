@@ -110,6 +110,12 @@ class Target:
         return int(stats["bytes_limit"]) if stats and "bytes_limit" in stats else None
 
 
+def local_chip_count() -> int:
+    """The most local devices a layout can split over: the largest power of two present (every
+    preset's head count and widths are powers of two, so a layout divides them only over those)."""
+    return 1 << (len(jax.devices()).bit_length() - 1)
+
+
 # Accelerators whose peak FLOP/s and HBM bandwidth the hardware presets know, by JAX device kind.
 _DEVICE_KINDS = (
     ("H200", "h200"), ("H100", "h100-sxm"), ("A100", "a100-80gb"), ("TPU v4", "tpu-v4"), ("TPU v5 lite", "tpu-v5e"),

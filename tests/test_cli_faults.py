@@ -36,6 +36,18 @@ def test_the_bare_default_compile_and_run_give_rows():
     assert [row["status"] for row in json_lines(ran)] == ["ok", "ok"]
 
 
+def test_the_bare_default_run_uses_the_devices_present():
+    """As a user runs it: no forced devices, one CPU. The default chip count is what is present."""
+    environment = {key: value for key, value in os.environ.items() if key not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    command = [sys.executable, "-c", "from cli.main import main; main()", "run", "--model", "palm-tiny", "--format", "json"]
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(row["phase"], row["status"], row["chips"]) for row in rows] == [("prefill", "ok", 1), ("decode", "ok", 1)]
+    too_many = subprocess.run([*command, "--chips", "4"], capture_output=True, text=True, env=environment, timeout=300)
+    assert too_many.returncode == 2 and too_many.stderr.count("\n") == 1 and "pass --chips 1" in too_many.stderr
+
+
 def test_a_phase_that_cannot_split_fails_before_any_compiling():
     # Decode over the batch with batch 1 on 8 chips: refused at once, prefill is not compiled first.
     result = invoke("compile", "--model", "palm-8b", "--decode-attention", "batch")
