@@ -79,11 +79,12 @@ class Attention(eqx.Module):
         # volumes assume).
         q = jnp.einsum("BTE,EHQ->BTHQ", x, use_weight(self.w_q, dtype, constrain))
         q = constrain(q + use_bias(self.b_q, dtype), Role.ACTIVATION, _QUERY_NAMES)
-        kv = jnp.einsum("BTE,EGKQ->GBTKQ", x, use_weight(self.w_kv, dtype, constrain))
+        # The fused K/V axis stays where the weight has it (see the MLP's input projection).
+        kv = jnp.einsum("BTE,EGKQ->BTGKQ", x, use_weight(self.w_kv, dtype, constrain))
         if self.b_kv is not None:
-            kv = kv + self.b_kv.materialize(dtype)[:, None, None]
-        k = constrain(kv[0], Role.ACTIVATION, _KV_NAMES)
-        v = constrain(kv[1], Role.ACTIVATION, _KV_NAMES)
+            kv = kv + self.b_kv.materialize(dtype)
+        k = constrain(kv[:, :, 0], Role.ACTIVATION, _KV_NAMES)
+        v = constrain(kv[:, :, 1], Role.ACTIVATION, _KV_NAMES)
         if config.positions == "rope":
             q = apply_rope(q, positions, config.rope_base)
             k = apply_rope(k, positions, config.rope_base)

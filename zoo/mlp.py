@@ -37,15 +37,17 @@ class FeedForward(eqx.Module):
         dtype = x.dtype
         # Partial sums leave the matmul in the compute dtype, so a layout that splits E reduces them
         # in bf16 as the paper's volumes assume; the nonlinearity then runs in fp32.
-        hidden = jnp.einsum("BTE,EGF->GBTF", x, use_weight(self.w_in, dtype, constrain))
-        hidden = constrain(hidden, Role.ACTIVATION, (None, BATCH, SEQ, HIDDEN_MLP))
+        # The fused axis stays beside F, where the weight has it: putting it first makes XLA:CPU copy
+        # a transposed W_in in every layer on every step.
+        hidden = jnp.einsum("BTE,EGF->BTGF", x, use_weight(self.w_in, dtype, constrain))
+        hidden = constrain(hidden, Role.ACTIVATION, (BATCH, SEQ, None, HIDDEN_MLP))
         hidden = hidden.astype(jnp.float32)
         if self.b_in is not None:
-            hidden = hidden + self.b_in.materialize(jnp.float32)[:, None, None]
+            hidden = hidden + self.b_in.materialize(jnp.float32)
         if self.config.mlp == "swiglu":
-            activated = jax.nn.silu(hidden[0]) * hidden[1]
+            activated = jax.nn.silu(hidden[:, :, 0]) * hidden[:, :, 1]
         else:
-            activated = jax.nn.gelu(hidden[0], approximate=True)
+            activated = jax.nn.gelu(hidden[:, :, 0], approximate=True)
         activated = constrain(activated.astype(dtype), Role.ACTIVATION, (BATCH, SEQ, HIDDEN_MLP))
         activated = constrain(activated, Role.ACTIVATION, (BATCH, SEQ, MATMUL_MLP))
         out = jnp.einsum("BTF,FE->BTE", activated, use_weight(self.w_out, dtype, constrain))
