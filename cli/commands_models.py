@@ -51,7 +51,7 @@ def models(name: str | None, output_format: str) -> None:
             table.add_row(field, f"{value:,}" if isinstance(value, int) else str(value))
         for field in ("block", "mlp", "positions", "use_bias", "norm_bias", "tie_embeddings", "dtype"):
             table.add_row(field, str(getattr(config, field)))
-        table.add_row("matmul FLOPs per token (2·N)", f"{config.flops_per_token:.4g}")
+        table.add_row("forward FLOPs per token (2·N, all parameters)", f"{config.forward_flops_per_token:.4g}")
         table.add_row("KV-cache bytes per token (bf16)", f"{config.kv_bytes_per_token('bfloat16'):,}")
         table_console().print(table)
         return

@@ -66,7 +66,7 @@ from layouts.calibration import CALIBRATED, ROOFLINE, Calibration  # noqa: E402
 from layouts.estimate import estimate_or_error_rows  # noqa: E402
 from layouts.hardware import CHIPS, Chip, get_chip, load_chips  # noqa: E402
 from layouts.paper_reproduction import format_reproduction, reproduce_paper  # noqa: E402
-from layouts.search import best_layout, paper_layout, paper_rule_rows, pareto_frontier, pareto_sweep  # noqa: E402
+from layouts.search import best_layout, paper_layout, pareto_frontier, pareto_sweep  # noqa: E402
 
 __all__ += [
     "CALIBRATED",
@@ -80,7 +80,6 @@ __all__ += [
     "get_chip",
     "load_chips",
     "paper_layout",
-    "paper_rule_rows",
     "pareto_frontier",
     "pareto_sweep",
     "reproduce_paper",

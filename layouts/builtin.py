@@ -71,7 +71,6 @@ def ffn_layout(
         ACTIVATION_HEAD_DIM: (),
         LOGITS_VOCAB: hidden,
     }
-    family = "weight-gathered" if (stored_embed, stored_mlp) != (used_embed, used_mlp) else "weight-stationary"
     return Layout(
         name=name,
         summary=summary,
@@ -79,7 +78,6 @@ def ffn_layout(
         rules={**weight_tables, Role.ACTIVATION: activations},
         collectives=collectives,
         phase=phase,
-        family=family,
     )
 
 

@@ -27,7 +27,7 @@ import functools
 import math
 from collections.abc import Mapping
 
-from layouts.errors import IndivisibleDimensionError
+from layouts.divisibility import check_divides
 from layouts.cell import ResolvedCell
 from layouts.hardware import Chip
 from layouts.targets import target_chip
@@ -96,8 +96,7 @@ class DimensionCheck:
     tensor: str
     name: str
     size: int | None
-    axes: Axes  # in the layout's order, for the message
-    split: Axes = ()  # the same axes in canonical order, to look up their ways
+    axes: Axes  # in the layout's order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -359,7 +358,7 @@ def _checks(partitioning: Partitioning) -> tuple[DimensionCheck, ...]:
     )
     checks += [DimensionCheck("activation", name, size, partitioning.axes(Role.ACTIVATION, name)) for name, size in activations]
     checks += [DimensionCheck("kv cache", name, size, partitioning.axes(Role.CACHE, name)) for name, size in ((CACHE_BATCH, None), (CACHE_KV_HEADS, config.n_kv_heads))]
-    return tuple(dataclasses.replace(check, split=_canonical(check.axes)) for check in checks if check.axes)
+    return tuple(check for check in checks if check.axes)
 
 
 # Templates are cached per (FFN layout, attention layout, model, phase). Layouts hold mapping
@@ -389,25 +388,9 @@ def axis_ways(mesh_shape: tuple[int, int, int]) -> dict[Axes, int]:
 
 def check_divisible(template: PhaseTemplate, mesh_shape: tuple[int, int, int], batch: int, layout_name: str) -> None:
     """Raise IndivisibleDimensionError for the first dimension the mesh axes do not divide."""
-    ways = axis_ways(mesh_shape)
     size_of = dict(zip(MESH_AXES, mesh_shape))
     for check in template.checks:
-        split = ways[check.split]
-        size = batch if check.size is None else check.size
-        if size % split:
-            sizes = " x ".join(f"{axis}={size_of[axis]}" for axis in check.axes)
-            raise IndivisibleDimensionError(
-                f"{check.tensor}: dimension {check.name!r} of size {size} does not divide over mesh axes {sizes} "
-                f"({split} ways) under layout {layout_name!r}; {_hint(check.name)}"
-            )
-
-
-def _hint(name: str) -> str:
-    if "head" in name:
-        return "pad the heads (as the paper pads PaLM 540B to 64: palm-540b-64h) or choose another mesh or layout"
-    if "batch" in name:
-        return "use a batch the axes divide, or an attention layout that splits the batch over fewer axes (batch-yz, batch-z, heads)"
-    return "choose another mesh shape or layout"
+        check_divides(check.tensor, check.name, batch if check.size is None else check.size, tuple(check.axes), size_of, layout_name)
 
 
 def collective_time(collective: Collective, bytes_per_chip: float, chip: Chip, mesh_shape: tuple[int, int, int]) -> float:

@@ -64,10 +64,6 @@ class Chip:
             raise ZooError(f"chip {self.name!r}: torus_axes must be 0 (switch), 2 or 3, got {self.torus_axes!r}")
 
     @property
-    def link_bandwidth(self) -> float:
-        return self.interconnect_bandwidth / self.links
-
-    @property
     def axis_bandwidth(self) -> float:
         """One-way bandwidth of the links along one torus axis (the whole interconnect behind a
         switch). The estimator follows the paper instead and gives every collective the chip's

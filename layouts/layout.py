@@ -37,6 +37,7 @@ from zoo.logical_axes import (
 
 MESH_AXES: tuple[str, ...] = ("x", "y", "z")
 Phase = Literal["prefill", "decode", "any"]
+Family = Literal["weight-stationary", "weight-gathered"]
 Rules = Mapping[str, tuple[str, ...]]  # logical name -> the mesh axes it is split over, in order
 
 # The names an FFN layout leaves to the attention layout (they depend on where attention runs) or
@@ -90,8 +91,6 @@ class Layout:
     rules: Mapping[Role, Rules]  # roles WEIGHT, WEIGHT_USE, ACTIVATION
     collectives: tuple[str, ...]  # expected kinds: "all-gather", "reduce-scatter", "all-reduce", "all-to-all"
     phase: Phase = "any"
-    # Which of the paper's formulas the estimator applies, and over which axes weights are gathered.
-    family: Literal["weight-stationary", "weight-gathered"] = "weight-stationary"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", _frozen_rules(self.rules))
@@ -123,6 +122,12 @@ class Layout:
         stored = set(self.axes(Role.WEIGHT, "embed")) | set(self.axes(Role.WEIGHT, "mlp"))
         used = set(self.axes(Role.WEIGHT_USE, "embed")) | set(self.axes(Role.WEIGHT_USE, "mlp"))
         return tuple(axis for axis in MESH_AXES if axis in stored - used)
+
+    @property
+    def family(self) -> Family:
+        """Which of the paper's formulas apply: derived from the rules, so a layout read from a file
+        is costed and meshed exactly like the identical built-in."""
+        return "weight-gathered" if self.gathered_axes else "weight-stationary"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -83,3 +83,24 @@ def load(path_like: str | Path) -> Layout | AttentionLayout:
         raise
     except LayoutError as error:
         raise LayoutFileError(f"{path}: {error}") from None
+
+
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _toml_axes(axes) -> str:
+    return "[" + ", ".join(_toml_string(axis) for axis in axes) + "]"
+
+
+def dumps(layout: Layout | AttentionLayout, name: str | None = None) -> str:
+    """`layout` as a layout file (under `name`, since a file may not take a built-in's): `load`
+    of the text gives a layout with the same rules, which is costed, meshed and compiled the same."""
+    lines = [f"name = {_toml_string(name or layout.name)}", f"summary = {_toml_string(layout.summary)}", f"phase = {_toml_string(layout.phase)}"]
+    if isinstance(layout, AttentionLayout):
+        return "\n".join(['kind = "attention"', *lines, f"batch_axes = {_toml_axes(layout.batch_axes)}"]) + "\n"
+    lines = ['kind = "ffn"', *lines, f"algorithm = {_toml_string(layout.algorithm)}", f"collectives = {_toml_axes(layout.collectives)}"]
+    for role in (Role.WEIGHT, Role.WEIGHT_USE, Role.ACTIVATION):
+        lines.append(f"[{role.value}]")
+        lines += [f"{logical} = {_toml_axes(axes)}" for logical, axes in sorted(layout.rules[role].items())]
+    return "\n".join(lines) + "\n"

@@ -95,6 +95,3 @@ def make_mesh(shape: MeshShape, devices=None) -> Mesh:
         grid = np.asarray(devices).reshape(shape)
     return Mesh(grid, MESH_AXES)
 
-
-def mesh_shape_of(mesh: Mesh) -> dict[str, int]:
-    return dict(mesh.shape)

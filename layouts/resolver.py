@@ -4,17 +4,10 @@ from collections.abc import Mapping, Sequence
 
 from jax.sharding import PartitionSpec
 
-from layouts.errors import IndivisibleDimensionError, LayoutError
+from layouts.divisibility import check_divides
+from layouts.errors import LayoutError
 from layouts.layout import Partitioning
 from zoo.logical_axes import AxisNames, Role
-
-
-def _hint(name: str | None, axes: tuple[str, ...]) -> str:
-    if name and "head" in name:
-        return "pad the heads to a multiple (as the paper pads PaLM 540B to 64 heads: palm-540b-64h) or choose another mesh shape"
-    if name and "batch" in name:
-        return "use a batch that the axes divide, or a smaller batch-sharding variant (batch-yz, batch-z, heads)"
-    return "choose another mesh shape or layout"
 
 
 def resolve(
@@ -39,14 +32,6 @@ def resolve(
         for axis in partitioning.axes(role, name):
             if axis not in mesh_shape:
                 raise LayoutError(f"{tensor}: layout {partitioning.name!r} maps {name!r} to mesh axis {axis!r}, not in mesh {dict(mesh_shape)}")
-        ways = 1
-        for axis in axes:
-            ways *= mesh_shape[axis]
-        if size % ways:
-            sizes = " x ".join(f"{axis}={mesh_shape[axis]}" for axis in axes)
-            raise IndivisibleDimensionError(
-                f"{tensor}: dimension {name!r} of size {size} does not divide over mesh axes {sizes} "
-                f"({ways} ways) under layout {partitioning.name!r}; {_hint(name, axes)}"
-            )
+        check_divides(tensor, name, size, axes, mesh_shape, partitioning.name)
         entries.append(None if not axes else axes[0] if len(axes) == 1 else axes)
     return PartitionSpec(*entries)

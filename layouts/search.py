@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.cell import Cell
-from layouts.estimate import estimate, estimate_or_error_rows
+from layouts.estimate import estimate_or_error_rows
 from layouts.mesh import factorizations, format_mesh
 from layouts.result_row import ResultRow
 from zoo.errors import ZooError
@@ -80,15 +80,6 @@ def best_layout(
         reasons = sorted({row.error or "does not fit in HBM" for row in rows})
         raise ZooError(f"no layout can run {cell.model} {phase} on {cell.chips} {cell.target} chips at batch {cell.batch}: {reasons[0]}")
     return min(usable, key=key)
-
-
-def paper_rule_rows(cell: Cell, *, mode: str = "calibrated") -> list[ResultRow]:
-    """`cell` estimated with the layouts the paper's rule picks for each of its phases."""
-    choices = {}
-    for phase in cell.phases:
-        ffn, attention = paper_layout(cell.model, phase, chips=cell.chips, batch=cell.batch, input_len=cell.input_len)
-        choices |= {f"{phase}_layout": ffn, f"{phase}_attention": attention}
-    return estimate(dataclasses.replace(cell, **choices), mode)
 
 
 def pareto_frontier(rows: Iterable[ResultRow]) -> list[ResultRow]:

@@ -1,5 +1,3 @@
-import time
-
 import jax
 import pytest
 
@@ -23,10 +21,9 @@ def test_padded_palm_540b_adds_about_18b_parameters():
     assert 17e9 < extra < 19e9
 
 
-def test_abstract_construction_of_palm_540b_is_fast_and_allocates_nothing():
-    start = time.perf_counter()
+def test_abstract_construction_of_palm_540b_allocates_nothing():
+    # Its speed is a benchmark's business (README: about 0.09 s), not a timed test's.
     abstract = build_abstract(get_preset("palm-540b"))
-    assert time.perf_counter() - start < 1.0
     assert all(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in jax.tree.leaves(abstract))
 
 
@@ -42,7 +39,7 @@ def test_every_array_leaf_carries_logical_names(name):
 
 def test_derived_numbers():
     config = get_preset("palm-540b")
-    assert config.flops_per_token == 2 * config.param_count
+    assert config.forward_flops_per_token == 2 * config.param_count
     # Multiquery: 2 (K, V) · 118 layers · 1 head · 256 · 2 bytes.
     assert config.kv_bytes_per_token("bfloat16") == 2 * 118 * 256 * 2
     assert get_preset("mtnlg-530b").kv_bytes_per_token("bfloat16") == 2 * 105 * 128 * 160 * 2

@@ -103,22 +103,10 @@ class ModelConfig:
         return self.n_layers * self.params_per_layer + self.embedding_params + final_norm
 
     @property
-    def matmul_params(self) -> int:
-        """Parameters that take part in a matmul per token: every weight matrix and the output head
-        (the input embedding is a lookup, but tied it is the head). Norms, biases and learned
-        positions are left out."""
-        E, F, H, K, Q = self.d_model, self.d_ff, self.n_heads, self.n_kv_heads, self.d_head
-        per_layer = 2 * E * H * Q + 2 * E * K * Q + self.mlp_matrices * E * F
-        return self.n_layers * per_layer + self.vocab * self.d_model
-
-    @property
-    def flops_per_token(self) -> int:
-        """Matmul FLOPs of one token's forward pass, attention scores excluded: 2·N."""
+    def forward_flops_per_token(self) -> int:
+        """The paper's 2·N FLOPs of one token's forward pass, N counting every parameter (embeddings
+        and norms too), attention over the context excluded."""
         return 2 * self.param_count
-
-    def attention_flops_per_token(self, context_len: int) -> int:
-        """FLOPs of QKᵀ and of the weighted sum over V for one token attending to `context_len`."""
-        return 4 * self.n_layers * self.n_heads * self.d_head * context_len
 
     def kv_bytes_per_token(self, dtype: str = "bfloat16") -> int:
         """KV-cache bytes one token holds, over all layers: 2 (K and V) · N · K · Q · bytes."""
