@@ -15,9 +15,9 @@ import sys
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 from layouts import FFN_LAYOUTS  # noqa: E402
-from layouts.cell import Cell  # noqa: E402
-from layouts.compile import compile_cell, cross_check  # noqa: E402
-from layouts.estimate import estimate  # noqa: E402
+from layouts.bench.cell import Cell  # noqa: E402
+from layouts.compiled.aot import compile_cell, cross_check  # noqa: E402
+from layouts.bench.estimate_rows import estimate  # noqa: E402
 from zoo.errors import ZooError  # noqa: E402
 
 MODEL = "palm-540b-64h"

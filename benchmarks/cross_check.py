@@ -7,10 +7,10 @@ topology (compiled with libtpu, no TPU needed), decode and prefill.
 import argparse
 
 from layouts import FFN_LAYOUTS
-from layouts.cell import Cell
-from layouts.compile import compile_cell, cross_check
-from layouts.estimate import estimate
-from layouts.result_row import COMMUNICATION_KEYS
+from layouts.bench.cell import Cell
+from layouts.compiled.aot import compile_cell, cross_check
+from layouts.bench.estimate_rows import estimate
+from layouts.bench.result_row import COMMUNICATION_KEYS
 
 
 def main() -> None:

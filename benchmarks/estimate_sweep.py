@@ -13,8 +13,8 @@ import statistics
 import time
 
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
-from layouts.cell import Cell
-from layouts.estimate import estimate_or_error_rows
+from layouts.bench.cell import Cell
+from layouts.bench.estimate_rows import estimate_or_error_rows
 
 MODELS = ("palm-8b", "palm-62b", "palm-540b-64h", "mtnlg-530b")
 CHIPS = (8, 16, 32, 64, 128, 256)

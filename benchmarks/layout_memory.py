@@ -29,8 +29,8 @@ _force_host_devices(sys.argv)
 import jax  # noqa: E402
 
 from layouts import ATTENTION_LAYOUTS, FFN_LAYOUTS, Partitioning, init_sharded_model, make_mesh, parse_mesh  # noqa: E402
-from layouts.cell import Cell  # noqa: E402
-from layouts.estimate import estimate  # noqa: E402
+from layouts.bench.cell import Cell  # noqa: E402
+from layouts.bench.estimate_rows import estimate  # noqa: E402
 from layouts.sharding import cache_shardings  # noqa: E402
 from zoo import abstract_cache, get_preset, init_cache  # noqa: E402
 

@@ -3,9 +3,9 @@ takes one value per flag."""
 
 import click
 
-from cli.matrix import Matrix
+from layouts.bench.matrix import Matrix
 from cli.options import positive_ints, split_list
-from layouts.cell import Cell
+from layouts.bench.cell import Cell
 
 _INTEGER_FLAGS = ("chips", "batch", "input_len", "context_len", "gen_tokens")
 _TEXT_FLAGS = ("model", "mesh", "target", "phase", "weights")

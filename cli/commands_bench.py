@@ -5,13 +5,13 @@ from pathlib import Path
 
 import click
 
-from cli.bench_cache import CellCache, Lookup
-from cli.bench_runner import run_matrix, work_items
+from layouts.bench.cache import CellCache, Lookup
+from layouts.bench.runner import run_matrix, work_items
 from cli.cell_flags import matrix_from_flags
-from cli.matrix import SOURCES, default_matrices, load_experiment
+from layouts.bench.matrix import SOURCES, default_matrices, load_experiment
 from cli.options import CELL_OPTION_NAMES, FORMAT, cell_options, run_guarded, split_list
 from cli.plots import latency_cost_plot, memory_plot
-from cli.output_folder import OutputFolder, write_atomically
+from layouts.bench.output_folder import OutputFolder, write_atomically
 from cli.report import csv_text, jsonl_text, print_rows
 
 DEFAULT_OUT = "zoo-out"

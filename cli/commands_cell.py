@@ -2,7 +2,7 @@
 
 import click
 
-from cli.bench_runner import resolve_auto
+from layouts.bench.auto import resolve_auto
 from cli.cell_flags import cell_from_flags
 from cli.options import CELL_OPTION_NAMES, FORMAT, cell_options, run_guarded
 from cli.report import print_rows
@@ -28,7 +28,7 @@ def _report(rows, output_format: str, command: str) -> None:
 @FORMAT
 def estimate(mode: str, output_format: str, **kwargs) -> None:
     """The paper's analytical estimate for one cell (instant, anywhere)."""
-    from layouts.estimate import estimate as estimate_cell
+    from layouts.bench.estimate_rows import estimate as estimate_cell
 
     cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs))))
     _report(run_guarded(lambda: estimate_cell(cell, mode=mode)), output_format, "estimate")
@@ -39,7 +39,7 @@ def estimate(mode: str, output_format: str, **kwargs) -> None:
 @FORMAT
 def compile_command(output_format: str, **kwargs) -> None:
     """Compile one cell ahead of time for a TPU topology (no TPU needed) or the local devices."""
-    from layouts.compile import compile_cell
+    from layouts.compiled.aot import compile_cell
 
     cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs))))
     _report(run_guarded(lambda: compile_cell(cell)), output_format, "compile")
@@ -53,8 +53,8 @@ def compile_command(output_format: str, **kwargs) -> None:
 def run_command(repeats: int, warmup: int, output_format: str, **kwargs) -> None:
     """Execute and time one cell's steps on the local devices (by default as many as a layout can
     split over: the largest power of two present)."""
-    from layouts.measure import run_cell
-    from layouts.targets import local_chip_count
+    from layouts.compiled.timing import run_cell
+    from layouts.compiled.targets import local_chip_count
 
     cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs), target="local", chips=str(local_chip_count()))))
     _report(run_guarded(lambda: run_cell(cell, repeats=repeats, warmup=warmup)), output_format, "run")

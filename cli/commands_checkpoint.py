@@ -114,8 +114,8 @@ def init(model: str, weights: str, seed: int, layout, attention, mesh, overwrite
     """Write a randomly initialised MODEL to OUT, created directly in its shards."""
     import jax
 
-    from layouts.compile import abstract_model
-    from layouts.local_memory import check_fits_locally
+    from layouts.compiled.aot import abstract_model
+    from layouts.compiled.local_memory import check_fits_locally
     from zoo import Transformer, build_abstract, get_preset
     from zoo.quantization import quantize
 

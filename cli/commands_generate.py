@@ -81,7 +81,7 @@ def generate(
     import jax.numpy as jnp
 
     from checkpoints.shipped import SHIPPED_CHECKPOINT
-    from layouts.local_memory import check_fits_locally
+    from layouts.compiled.local_memory import check_fits_locally
     from zoo import Sampling, Transformer, generate_jit, get_preset
     from zoo.generation import check_token_budget, generation_bytes
     from zoo.tokenizer import decode, encode_batch
@@ -142,7 +142,7 @@ def _chip_count(chips: int | None, mesh: str | None, *, splitting: bool) -> int:
     import jax
 
     from layouts import parse_mesh
-    from layouts.targets import local_chip_count
+    from layouts.compiled.targets import local_chip_count
 
     available = jax.devices()
     if chips is not None and chips > len(available):

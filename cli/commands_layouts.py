@@ -8,7 +8,7 @@ from cli.options import CELL_DEFAULTS, FORMAT, run_guarded
 from cli.report import human_bytes
 from cli.tables import Column, fitted_table, table_console
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
-from layouts.cell import Cell
+from layouts.bench.cell import Cell
 from layouts.introspect import describe
 from layouts.layout import Partitioning
 from layouts.mesh import choose_mesh_shape, format_mesh, parse_mesh

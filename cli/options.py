@@ -7,7 +7,7 @@ import dataclasses
 
 import click
 
-from layouts.cell import Cell
+from layouts.bench.cell import Cell
 from zoo.errors import ZooError
 
 FORMAT = click.option(

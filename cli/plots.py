@@ -9,8 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cli.output_folder import atomic_path  # noqa: E402
-from layouts.result_row import ResultRow  # noqa: E402
+from layouts.bench.output_folder import atomic_path  # noqa: E402
+from layouts.bench.result_row import ResultRow  # noqa: E402
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from cli.tables import Column, fitted_table, table_console
 
-from layouts.result_row import COMMUNICATION_KEYS, ENV_KEYS, MEMORY_KEYS, ROW_KEYS, ResultRow
+from layouts.bench.result_row import COMMUNICATION_KEYS, ENV_KEYS, MEMORY_KEYS, ROW_KEYS, ResultRow
 
 SOURCE_ORDER = ("estimate", "compile", "run")
 

@@ -67,7 +67,7 @@ class Chip:
     def axis_bandwidth(self) -> float:
         """One-way bandwidth of the links along one torus axis (the whole interconnect behind a
         switch). The estimator follows the paper instead and gives every collective the chip's
-        whole interconnect (see layouts/cost_model.py)."""
+        whole interconnect (see layouts/cost/terms.py)."""
         return self.interconnect_bandwidth / self.torus_axes if self.torus_axes else self.interconnect_bandwidth
 
     def check_chips(self, chips: int) -> None:

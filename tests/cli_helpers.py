@@ -5,7 +5,7 @@ import json
 from click.testing import CliRunner
 
 from cli.main import main
-from layouts.result_row import COMMUNICATION_KEYS, ENV_KEYS, MEMORY_KEYS, ROW_KEYS
+from layouts.bench.result_row import COMMUNICATION_KEYS, ENV_KEYS, MEMORY_KEYS, ROW_KEYS
 
 NUMBER = (int, float, type(None))
 ROW_TYPES = {

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from cli_helpers import assert_usage_error, invoke, json_lines, validate_row
 
-from cli import bench_cache, output_folder
-from cli.output_folder import OutputFolder
-from layouts import calibration
+from layouts.bench import cache as bench_cache
+from layouts.bench import output_folder
+from layouts.bench.output_folder import OutputFolder
+from layouts.cost import calibration
 
 CELLS = ["--model", "palm-8b", "--chips", "8,16", "--batch", "64", "--decode-attention", "batch", "--no-plots", "--format", "json"]
 
@@ -83,6 +84,12 @@ def test_a_new_calibration_or_version_recomputes_the_cached_cells(tmp_path, monk
     monkeypatch.setattr(bench_cache, "environment", lambda: versions | {"layoutzoo": "99.0"})
     upgraded = bench(out)
     assert "computed 2, reused 0" in upgraded.stderr and "stale" in upgraded.stderr
+
+
+def test_the_source_digest_covers_every_package():
+    files = {str(path) for path in bench_cache.source_files()}
+    assert {"zoo/transformer.py", "layouts/cost/terms.py", "layouts/bench/cache.py", "cli/main.py"} <= files
+    assert not any(part == "__pycache__" for path in bench_cache.source_files() for part in path.parts)
 
 
 def test_a_corrupt_cell_is_reported_recomputed_and_the_rest_reused(tmp_path):

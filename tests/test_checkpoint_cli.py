@@ -321,7 +321,7 @@ def test_a_mesh_larger_than_the_devices_is_one_line_before_the_work(tmp_path):
 
 
 def test_a_random_init_larger_than_the_free_memory_is_refused_before_the_work(tmp_path, monkeypatch, no_work):
-    from layouts import local_memory
+    from layouts.compiled import local_memory
 
     monkeypatch.setattr(local_memory, "_host_available_bytes", lambda: 2**28)
     error = one_line_error(zoo("init", "--model", "palm-150m", str(tmp_path / "big")))

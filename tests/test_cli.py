@@ -140,7 +140,7 @@ def test_json_output_is_only_rows_on_stdout(tmp_path):
 
 
 def test_shipped_examples_load():
-    from cli.matrix import load_experiment
+    from layouts.bench.matrix import load_experiment
     from layouts import get_layout
 
     examples = Path(__file__).parent.parent / "examples"

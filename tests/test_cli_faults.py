@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import assert_usage_error, invoke, json_lines, validate_row
 
-from layouts.result_row import ResultRow
+from layouts.bench.result_row import ResultRow
 from zoo.presets import PRESETS
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -55,7 +55,7 @@ def test_a_phase_that_cannot_split_fails_before_any_compiling():
 
 
 def test_a_run_whose_rows_all_fail_exits_non_zero(monkeypatch):
-    from layouts import local_memory
+    from layouts.compiled import local_memory
 
     monkeypatch.setattr(local_memory, "_host_available_bytes", lambda: 1024)
     result = invoke("run", "--model", "palm-tiny", "--input-len", "16", "--gen-tokens", "2", "--repeats", "1", "--format", "json")

@@ -7,11 +7,11 @@ import jax
 import pytest
 
 from layouts import FFN_LAYOUTS
-from layouts.cell import Cell
-from layouts.compile import compile_cell, cross_check
+from layouts.bench.cell import Cell
+from layouts.compiled.aot import compile_cell, cross_check
 from layouts.errors import IndivisibleDimensionError, TargetError
 from layouts.mesh import parse_mesh
-from layouts.result_row import ROW_KEYS
+from layouts.bench.result_row import ROW_KEYS
 from layouts.sharding import weight_placements
 from zoo import build_abstract, get_preset
 from zoo.logical_axes import BATCH as BATCH_AXIS

@@ -4,15 +4,15 @@
 XLA on TPU writes a reduction over a split dimension as an all-reduce where the paper's formulas
 have a reduce-scatter (and merges a reduce-scatter with the all-gather after it), so reductions are
 compared together: reduce-scatter + all-reduce. Its windowed einsums add collective-permutes
-(`other`), which the formulas do not have; they are reported, not compared (layouts/compile.py).
+(`other`), which the formulas do not have; they are reported, not compared (layouts/compiled/aot.py).
 """
 
 import pytest
 
 from layouts import FFN_LAYOUTS
-from layouts.cell import Cell
-from layouts.compile import compile_cell
-from layouts.estimate import estimate
+from layouts.bench.cell import Cell
+from layouts.compiled.aot import compile_cell
+from layouts.bench.estimate_rows import estimate
 
 TOLERANCE = 0.15
 

@@ -2,11 +2,11 @@
 
 import pytest
 
-from layouts.cell import Cell
+from layouts.bench.cell import Cell
 from layouts.errors import IndivisibleDimensionError, MeshError
-from layouts.estimate import estimate, estimate_or_error_rows
+from layouts.bench.estimate_rows import estimate, estimate_or_error_rows
 from layouts.hardware import UnknownChipError
-from layouts.result_row import ROW_KEYS
+from layouts.bench.result_row import ROW_KEYS
 from zoo.errors import ZooError
 
 CELL = Cell("palm-540b-64h", chips=64, batch=64, decode_attention="batch", weights="int8", input_len=2048, gen_tokens=64)

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 import checkpoints
 import layouts
-import layouts.local_memory
+import layouts.compiled.local_memory
 import zoo
 from cli.commands_generate import printable
 from cli.main import main
@@ -41,7 +41,7 @@ def nothing_allocated(monkeypatch):
 
 
 def with_free_memory(monkeypatch, free_bytes: int) -> None:
-    monkeypatch.setattr(layouts.local_memory, "_host_available_bytes", lambda: free_bytes)
+    monkeypatch.setattr(layouts.compiled.local_memory, "_host_available_bytes", lambda: free_bytes)
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "1e30", "-1", "1e-30"])

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec
 
-from layouts.hlo_analysis import KINDS, bytes_by_kind, collectives, collectives_from_text, replica_groups, row_bytes, spanned_axes
+from layouts.compiled.hlo_analysis import KINDS, bytes_by_kind, collectives, collectives_from_text, replica_groups, row_bytes, spanned_axes
 from layouts.mesh import make_mesh
 
 MESH = {"x": 2, "y": 2, "z": 2}
@@ -107,7 +107,7 @@ def test_a_compiled_scan_all_reduces_once_per_iteration(devices):
 
 
 def test_unknown_syntax_is_an_error_not_a_silent_zero():
-    from layouts.hlo_analysis import HloParseError
+    from layouts.compiled.hlo_analysis import HloParseError
 
     with pytest.raises(HloParseError):
         replica_groups("replica_groups=mesh['axis_0':(1)2] {'axis_0'}", 8)

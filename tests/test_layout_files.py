@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
-from layouts.cell import Cell
-from layouts.compile import compile_cell
-from layouts.estimate import estimate
+from layouts.bench.cell import Cell
+from layouts.compiled.aot import compile_cell
+from layouts.bench.estimate_rows import estimate
 from layouts.layout_file import dumps, load
 from layouts.mesh import choose_mesh_shape
 from zoo.presets import get_preset

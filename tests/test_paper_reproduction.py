@@ -3,9 +3,9 @@ the calibration constants are what the fit returns."""
 
 import pytest
 
-from layouts.calibration import CALIBRATED, TABLE_2, fit
-from layouts.estimate import estimate
-from layouts.paper_reproduction import format_reproduction, reproduce_paper
+from layouts.cost.calibration import CALIBRATED, TABLE_2, fit
+from layouts.bench.estimate_rows import estimate
+from layouts.bench.paper_reproduction import format_reproduction, reproduce_paper
 
 
 @pytest.mark.parametrize("name", sorted(TABLE_2))

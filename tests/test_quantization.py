@@ -109,8 +109,8 @@ def test_int8_decode_under_every_layout_matches_unsharded(quantized_float32, dev
 
 
 def test_estimator_reports_half_the_weight_bytes_for_int8():
-    from layouts.cell import Cell
-    from layouts.estimate import estimate
+    from layouts.bench.cell import Cell
+    from layouts.bench.estimate_rows import estimate
 
     def weight_bytes(weights: str) -> int:
         return estimate(Cell("palm-8b", chips=8, batch=8, weights=weights))[0].memory_per_chip_bytes["weights"]

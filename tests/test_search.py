@@ -2,9 +2,9 @@
 
 import pytest
 
-from layouts.cell import Cell
-from layouts.result_row import ResultRow
-from layouts.search import best_layout, paper_layout, pareto_frontier, pareto_sweep
+from layouts.bench.cell import Cell
+from layouts.bench.result_row import ResultRow
+from layouts.cost.search import best_layout, paper_layout, pareto_frontier, pareto_sweep
 from zoo.errors import ZooError
 
 

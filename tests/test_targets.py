@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from layouts.errors import TargetError
-from layouts.targets import FAMILIES, get_target, target_names
+from layouts.compiled.targets import FAMILIES, get_target, target_names
 
 GIB = 2**30
 
@@ -67,7 +67,7 @@ def test_local_is_the_devices_present(devices):
 
 
 def test_describing_a_topology_prints_nothing():
-    code = "from layouts.targets import get_target; print(len(get_target('tpu-v4', 8).devices()))"
+    code = "from layouts.compiled.targets import get_target; print(len(get_target('tpu-v4', 8).devices()))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={"JAX_PLATFORMS": "cpu", "PATH": ""})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "8" and done.stderr == ""

@@ -20,7 +20,7 @@ four cells of Table 2 (PaLM 540B with 64 padded heads on 64 TPU v4 chips, 4×4×
 deterministic pattern search within physical bounds (efficiencies in [0.3, 1], α in [0, 100 µs]).
 Three factors are free: η_flops (set by the compute-bound high-throughput prefill: 0.92), η_link
 (set by the communication-heavy low-latency prefill and high-throughput decode: 0.34 of 270 GB/s,
-about what one axis's links give, see layouts/cost_model.py) and α (set by the small-batch decode:
+about what one axis's links give, see layouts/cost/terms.py) and α (set by the small-batch decode:
 15 µs). η_hbm stays 1: only one cell is memory-bound, so freeing it would fit a factor to a cell.
 With η_flops and α alone the fit misses high-throughput prefill by 19%. The published MFUs follow
 from the latencies and are not fitted separately.
@@ -29,8 +29,8 @@ from the latencies and are not fitted separately.
 import dataclasses
 import math
 
-from layouts.cell import Cell
-from layouts.cost_model import PassTerms, StageTerms, phase_passes
+from layouts.bench.cell import Cell
+from layouts.cost.terms import PassTerms, StageTerms, phase_passes
 from layouts.hardware import Chip
 from zoo.errors import ZooError
 

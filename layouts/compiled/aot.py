@@ -7,7 +7,7 @@ Per chip, a compile row reports:
   the compiled program takes), `total` is the compiler's own figure (arguments + outputs − aliased
   (the donated cache) + temporaries + generated code), `other` the rest; the raw compiler figures
   are in `details["compiler_memory"]`. `fits` compares `total` with the chip's HBM.
-- communication: the collectives of the optimized program (`layouts.hlo_analysis`), bytes per
+- communication: the collectives of the optimized program (`layouts.compiled.hlo_analysis`), bytes per
   chip per step by kind, loop bodies counted once per trip (per layer); collective-permute is
   `other`. `details["collectives"]` breaks them down by kind, mesh axes and whether they sit in the
   layer loop.
@@ -44,13 +44,13 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from layouts.cell import Cell, ResolvedCell
-from layouts.cost_model import check_phase
-from layouts.hlo_analysis import collectives, row_bytes, summarize
+from layouts.bench.cell import Cell, ResolvedCell
+from layouts.cost.terms import check_phase
+from layouts.compiled.hlo_analysis import collectives, row_bytes, summarize
 from layouts.mesh import make_mesh
-from layouts.result_row import COMMUNICATION_KEYS, ResultRow
+from layouts.bench.result_row import COMMUNICATION_KEYS, ResultRow
 from layouts.steps import build_steps
-from layouts.targets import get_target
+from layouts.compiled.targets import get_target
 from zoo.errors import ZooError
 from zoo.kv_cache import abstract_cache
 from zoo.transformer import build_abstract

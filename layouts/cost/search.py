@@ -13,10 +13,10 @@ import math
 from collections.abc import Iterable
 
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
-from layouts.cell import Cell
-from layouts.estimate import estimate_or_error_rows
+from layouts.bench.cell import Cell
+from layouts.bench.estimate_rows import estimate_or_error_rows
 from layouts.mesh import factorizations, format_mesh
-from layouts.result_row import ResultRow
+from layouts.bench.result_row import ResultRow
 from zoo.errors import ZooError
 from zoo.presets import get_preset
 

@@ -9,12 +9,12 @@ import dataclasses
 import itertools
 from pathlib import Path
 
-from layouts.cell import Cell
+from layouts.bench.auto import AUTO
+from layouts.bench.cell import Cell
 from layouts.toml_file import read_toml
 from zoo.errors import ZooError
 
 SOURCES = ("estimate", "compile", "run")
-AUTO = "auto"
 
 
 class ExperimentFileError(ZooError):
@@ -70,7 +70,7 @@ def default_matrices() -> list[Matrix]:
     at batch 1 over heads, decode at batch 64 with attention over the batch, 2D weight-stationary)
     are compiled for the TPU topology; and a tiny model is compiled and run on the local devices."""
     from layouts.builtin import FFN_LAYOUTS
-    from layouts.targets import local_chip_count
+    from layouts.compiled.targets import local_chip_count
 
     paper = [("palm-8b", 8), ("palm-62b", 16), ("palm-540b-64h", 64), ("mtnlg-530b", 64)]
     decode_layouts = tuple(name for name, layout in FFN_LAYOUTS.items() if layout.family == "weight-stationary")

@@ -11,47 +11,32 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cli.bench_cache import CellCache, Lookup, cell_key
-from cli.matrix import AUTO, Matrix
-from layouts.cell import Cell, error_rows
-from layouts.result_row import ResultRow
+from layouts.bench.cache import CellCache, Lookup, cell_key
+from layouts.bench.auto import resolve_auto
+from layouts.bench.matrix import Matrix
+from layouts.bench.cell import Cell, error_rows
+from layouts.bench.result_row import ResultRow
 from zoo.errors import ZooError
 
 def _estimate(cell: Cell) -> list[ResultRow]:
-    from layouts.estimate import estimate
+    from layouts.bench.estimate_rows import estimate
 
     return estimate(cell)
 
 
 def _compile(cell: Cell) -> list[ResultRow]:
-    from layouts.compile import compile_cell
+    from layouts.compiled.aot import compile_cell
 
     return compile_cell(cell)
 
 
 def _run(cell: Cell) -> list[ResultRow]:
-    from layouts.measure import run_cell
+    from layouts.compiled.timing import run_cell
 
     return run_cell(cell)
 
 
 SOURCE_FUNCTIONS: dict[str, Callable[[Cell], list[ResultRow]]] = {"estimate": _estimate, "compile": _compile, "run": _run}
-
-
-def resolve_auto(cell: Cell) -> Cell:
-    """A cell whose `auto` layouts are replaced by the estimator's fastest FFN and attention
-    layout for that phase."""
-    from layouts.search import best_layout
-
-    defaults = {field.name: field.default for field in dataclasses.fields(Cell)}
-    # While one phase is searched, the other phase's `auto` stands for the default it would resolve from.
-    placeholder = {f"{phase}_layout": defaults[f"{phase}_layout"] for phase in ("prefill", "decode") if getattr(cell, f"{phase}_layout") == AUTO}
-    choices = {}
-    for phase in cell.phases:
-        if getattr(cell, f"{phase}_layout") == AUTO:
-            best = best_layout(dataclasses.replace(cell, **placeholder), phase)
-            choices |= {f"{phase}_layout": best.layout, f"{phase}_attention": best.attention}
-    return dataclasses.replace(cell, **(placeholder | choices)) if placeholder else cell
 
 
 def rows_for(cell: Cell, source: str) -> list[ResultRow]:

@@ -1,16 +1,16 @@
 """The paper reproduced: every number of reference/paper.md §5 and the Fig. 3 volumes of §4,
 recomputed by the estimator beside the published value, with the relative error of each and the
 median and maximum over all. The published values appear here (and in the calibration's fit data,
-layouts/calibration.py) and nowhere else."""
+layouts/cost/calibration.py) and nowhere else."""
 
 import dataclasses
 import math
 import statistics
 
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
-from layouts.calibration import TABLE_2
-from layouts.cost_model import axis_ways, kv_cache_bytes, phase_template
-from layouts.estimate import estimate
+from layouts.cost.calibration import TABLE_2
+from layouts.cost.terms import axis_ways, kv_cache_bytes, phase_template
+from layouts.bench.estimate_rows import estimate
 from layouts.hardware import get_chip
 from layouts.layout import Partitioning
 from layouts.mesh import parse_mesh

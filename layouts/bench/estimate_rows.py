@@ -13,11 +13,11 @@ in pieces the size of one stored shard, double-buffered, rather than holding a w
 import dataclasses
 import functools
 
-from layouts.calibration import get_mode
-from layouts.cell import Cell, ResolvedCell, error_rows
-from layouts.cost_model import ACTIVATION_BYTES, axis_ways, phase_passes, phase_template
+from layouts.cost.calibration import get_mode
+from layouts.bench.cell import Cell, ResolvedCell, error_rows
+from layouts.cost.terms import ACTIVATION_BYTES, axis_ways, phase_passes, phase_template
 from layouts.mesh import format_mesh
-from layouts.result_row import ResultRow
+from layouts.bench.result_row import ResultRow
 from zoo.config import dtype_bytes
 from zoo.errors import ZooError
 

@@ -28,9 +28,9 @@ import math
 from collections.abc import Mapping
 
 from layouts.divisibility import check_divides
-from layouts.cell import ResolvedCell
+from layouts.bench.cell import ResolvedCell
 from layouts.hardware import Chip
-from layouts.targets import target_chip
+from layouts.compiled.targets import target_chip
 from layouts.layout import MESH_AXES, Partitioning
 from zoo.config import ModelConfig, dtype_bytes
 from zoo.logical_axes import (

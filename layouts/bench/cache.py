@@ -15,25 +15,35 @@ import hashlib
 import json
 from pathlib import Path
 
-from layouts.calibration import MODES
-from layouts.cell import Cell
-from layouts.result_row import ResultRow, environment
+from layouts.cost.calibration import MODES
+from layouts.bench.cell import Cell
+from layouts.bench.result_row import ResultRow, environment
 
 FORMAT_VERSION = 2
 _PACKAGES = ("zoo", "layouts", "cli")
 _SOURCE_SUFFIXES = (".py", ".toml")
 
 
+_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the packages
+
+
+def source_files() -> list[Path]:
+    """The packages' source files, relative to the folder holding them."""
+    return [
+        path.relative_to(_ROOT)
+        for package in _PACKAGES
+        for path in sorted((_ROOT / package).rglob("*"))
+        if path.suffix in _SOURCE_SUFFIXES and path.is_file()
+    ]
+
+
 @functools.cache
 def source_digest() -> str:
     """A digest of the packages' source files, so an edited checkout never reuses old rows."""
-    root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for package in _PACKAGES:
-        for path in sorted((root / package).rglob("*")):
-            if path.suffix in _SOURCE_SUFFIXES and path.is_file():
-                digest.update(str(path.relative_to(root)).encode())
-                digest.update(path.read_bytes())
+    for path in source_files():
+        digest.update(str(path).encode())
+        digest.update((_ROOT / path).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -105,7 +115,7 @@ class CellCache:
         return Lookup.HIT, rows
 
     def store(self, cell: Cell, source: str, rows: list[ResultRow]) -> None:
-        from cli.output_folder import write_atomically
+        from layouts.bench.output_folder import write_atomically
 
         entry = {"fingerprint": fingerprint(cell, source), "cell": cell.__dict__, "source": source, "rows": [row.as_dict() for row in rows]}
         write_atomically(self.path(cell, source), json.dumps(entry, default=str))

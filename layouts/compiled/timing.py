@@ -17,14 +17,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from layouts.cell import Cell, ResolvedCell
-from layouts.compile import compile_phase
-from layouts.cost_model import check_phase
+from layouts.bench.cell import Cell, ResolvedCell
+from layouts.compiled.aot import compile_phase
+from layouts.cost.terms import check_phase
 from layouts.errors import TargetError
-from layouts.hlo_analysis import collectives, row_bytes
-from layouts.result_row import ResultRow
-from layouts.local_memory import LocalMemoryError, check_fits_locally
-from layouts.targets import LOCAL, local_chip, local_chip_count
+from layouts.compiled.hlo_analysis import collectives, row_bytes
+from layouts.bench.result_row import ResultRow
+from layouts.compiled.local_memory import LocalMemoryError, check_fits_locally
+from layouts.compiled.targets import LOCAL, local_chip, local_chip_count
 from zoo.kv_cache import KVCache, init_cache
 from zoo.transformer import Transformer
 
