@@ -16,8 +16,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 from layouts import FFN_LAYOUTS  # noqa: E402
 from layouts.bench.cell import Cell  # noqa: E402
-from layouts.compiled.aot import compile_cell, cross_check  # noqa: E402
-from layouts.bench.estimate_rows import estimate  # noqa: E402
+from layouts.bench.compile_rows import compile_cell, cross_check  # noqa: E402
+from layouts.bench.estimate_rows import estimate_cell  # noqa: E402
 from zoo.errors import ZooError  # noqa: E402
 
 MODEL = "palm-540b-64h"
@@ -48,7 +48,7 @@ def main() -> None:
                         chips=64, target="tpu-v4", phase=phase, batch=batch, input_len=2048, context_len=2048)  # fmt: skip
             try:
                 (row,) = compile_cell(cell)
-                (guess,) = estimate(cell)
+                (guess,) = estimate_cell(cell)
             except ZooError as error:
                 print(f"| {layout} | {phase} | {batch} | | {attention} | input error: {error} | | | | | | | |", flush=True)
                 continue

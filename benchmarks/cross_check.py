@@ -8,8 +8,8 @@ import argparse
 
 from layouts import FFN_LAYOUTS
 from layouts.bench.cell import Cell
-from layouts.compiled.aot import compile_cell, cross_check
-from layouts.bench.estimate_rows import estimate
+from layouts.bench.compile_rows import compile_cell, cross_check
+from layouts.bench.estimate_rows import estimate_cell
 from layouts.bench.result_row import COMMUNICATION_KEYS
 
 
@@ -31,7 +31,7 @@ def main() -> None:
         for phase, attention in (("prefill", "heads"), ("decode", "batch")):
             cell = Cell(args.model, prefill_layout=layout, decode_layout=layout, prefill_attention=attention, decode_attention=attention,
                         chips=args.chips, mesh=args.mesh, target=args.target, batch=args.batch, input_len=args.input_len, phase=phase)  # fmt: skip
-            (compiled,), (estimated,) = compile_cell(cell), estimate(cell)
+            (compiled,), (estimated,) = compile_cell(cell), estimate_cell(cell)
             if compiled.status != "ok" or compiled.comm_bytes_per_chip["all_gather"] is None:
                 print(f"{layout:7} {phase:7} {compiled.error or 'does not fit'}")
                 continue

@@ -30,7 +30,7 @@ import jax  # noqa: E402
 
 from layouts import ATTENTION_LAYOUTS, FFN_LAYOUTS, Partitioning, init_sharded_model, make_mesh, parse_mesh  # noqa: E402
 from layouts.bench.cell import Cell  # noqa: E402
-from layouts.bench.estimate_rows import estimate  # noqa: E402
+from layouts.bench.estimate_rows import estimate_cell  # noqa: E402
 from layouts.sharding import cache_shardings  # noqa: E402
 from zoo import abstract_cache, get_preset, init_cache  # noqa: E402
 
@@ -67,7 +67,7 @@ def main() -> None:
             cache_len = cell.cache_len("decode")
             sharding = cache_shardings(abstract_cache(config, args.batch, cache_len), partitioning, mesh)
             cache = jax.jit(lambda: init_cache(config, args.batch, cache_len), out_shardings=sharding)()
-            (row,) = estimate(cell)
+            (row,) = estimate_cell(cell)
             memory = row.memory_per_chip_bytes
             print(
                 f"{ffn:8} {attention:9} {largest_shard_bytes(model):>17,} {memory['weights']:>9,} "

@@ -28,7 +28,7 @@ def _report(rows, output_format: str, command: str) -> None:
 @FORMAT
 def estimate(mode: str, output_format: str, **kwargs) -> None:
     """The paper's analytical estimate for one cell (instant, anywhere)."""
-    from layouts.bench.estimate_rows import estimate as estimate_cell
+    from layouts.bench.estimate_rows import estimate_cell
 
     cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs))))
     _report(run_guarded(lambda: estimate_cell(cell, mode=mode)), output_format, "estimate")
@@ -39,7 +39,7 @@ def estimate(mode: str, output_format: str, **kwargs) -> None:
 @FORMAT
 def compile_command(output_format: str, **kwargs) -> None:
     """Compile one cell ahead of time for a TPU topology (no TPU needed) or the local devices."""
-    from layouts.compiled.aot import compile_cell
+    from layouts.bench.compile_rows import compile_cell
 
     cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs))))
     _report(run_guarded(lambda: compile_cell(cell)), output_format, "compile")
@@ -53,7 +53,7 @@ def compile_command(output_format: str, **kwargs) -> None:
 def run_command(repeats: int, warmup: int, output_format: str, **kwargs) -> None:
     """Execute and time one cell's steps on the local devices (by default as many as a layout can
     split over: the largest power of two present)."""
-    from layouts.compiled.timing import run_cell
+    from layouts.bench.run_rows import run_cell
     from layouts.compiled.targets import local_chip_count
 
     cell = run_guarded(lambda: resolve_auto(cell_from_flags(_cell_values(kwargs), target="local", chips=str(local_chip_count()))))

@@ -13,7 +13,7 @@ from cli.options import FORMAT
 @FORMAT
 def reproduce_paper_command(mode: str, output_format: str) -> None:
     """The paper's published numbers beside the estimate, with the median and maximum error."""
-    from layouts.bench.paper_reproduction import format_reproduction, reproduce_paper
+    from layouts.cost.paper_reproduction import format_reproduction, reproduce_paper
 
     reproduction = reproduce_paper(mode)
     if output_format == "json":

@@ -8,7 +8,7 @@ import pytest
 
 from layouts import FFN_LAYOUTS
 from layouts.bench.cell import Cell
-from layouts.compiled.aot import compile_cell, cross_check
+from layouts.bench.compile_rows import compile_cell, cross_check
 from layouts.errors import IndivisibleDimensionError, TargetError
 from layouts.mesh import parse_mesh
 from layouts.bench.result_row import ROW_KEYS

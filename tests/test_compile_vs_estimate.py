@@ -11,8 +11,8 @@ import pytest
 
 from layouts import FFN_LAYOUTS
 from layouts.bench.cell import Cell
-from layouts.compiled.aot import compile_cell
-from layouts.bench.estimate_rows import estimate
+from layouts.bench.compile_rows import compile_cell
+from layouts.bench.estimate_rows import estimate_cell
 
 TOLERANCE = 0.15
 
@@ -26,7 +26,7 @@ def compare(model: str, layout: str, phase: str) -> None:
     attention = "heads" if phase == "prefill" else "batch"
     cell = Cell(model, prefill_layout=layout, decode_layout=layout, prefill_attention=attention, decode_attention=attention,
                 chips=8, mesh="2x2x2", target="tpu-v4", batch=8, input_len=128, phase=phase)  # fmt: skip
-    (compiled,), (estimated,) = compile_cell(cell), estimate(cell)
+    (compiled,), (estimated,) = compile_cell(cell), estimate_cell(cell)
     assert compiled.status == "ok" and compiled.fits, compiled.error
     got, expected = kinds(compiled), kinds(estimated)
     for kind, value in expected.items():

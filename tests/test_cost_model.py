@@ -9,7 +9,7 @@ from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.cost.terms import axis_ways, kv_cache_bytes, phase_template
 from layouts.layout import Partitioning
 from layouts.mesh import factorizations, format_mesh
-from layouts.bench.paper_reproduction import ffn_volume_bytes, longest_context
+from layouts.cost.paper_reproduction import ffn_volume_bytes, longest_context
 from layouts.sharding import cache_placements, weight_placements
 from zoo.presets import get_preset
 

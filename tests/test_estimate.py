@@ -4,7 +4,7 @@ import pytest
 
 from layouts.bench.cell import Cell
 from layouts.errors import IndivisibleDimensionError, MeshError
-from layouts.bench.estimate_rows import estimate, estimate_or_error_rows
+from layouts.bench.estimate_rows import estimate_cell, estimate_or_error_rows
 from layouts.hardware import UnknownChipError
 from layouts.bench.result_row import ROW_KEYS
 from zoo.errors import ZooError
@@ -14,7 +14,7 @@ CELL = Cell("palm-540b-64h", chips=64, batch=64, decode_attention="batch", weigh
 
 @pytest.mark.parametrize("mode", ["roofline", "calibrated"])
 def test_rows_have_the_schema_and_mfu_is_the_definition(mode):
-    prefill, decode = estimate(CELL, mode)
+    prefill, decode = estimate_cell(CELL, mode)
     for row, tokens in ((prefill, 64 * 2048), (decode, 64 * 64)):
         assert set(row.as_dict()) == set(ROW_KEYS) and row.source == "estimate" and row.status == "ok"
         assert row.mfu == 2 * 540e9 * tokens / (64 * 275e12 * row.latency_s)
@@ -26,32 +26,32 @@ def test_rows_have_the_schema_and_mfu_is_the_definition(mode):
 
 
 def test_roofline_is_a_lower_bound_of_calibrated():
-    for roofline, calibrated in zip(estimate(CELL, "roofline"), estimate(CELL, "calibrated")):
+    for roofline, calibrated in zip(estimate_cell(CELL, "roofline"), estimate_cell(CELL, "calibrated")):
         assert roofline.latency_s < calibrated.latency_s
 
 
 def test_int8_halves_weight_bytes_and_keeps_compute():
-    bf16 = estimate(Cell("palm-62b", chips=8, batch=8, phase="decode", weights="bf16"))[0]
-    int8 = estimate(Cell("palm-62b", chips=8, batch=8, phase="decode", weights="int8"))[0]
+    bf16 = estimate_cell(Cell("palm-62b", chips=8, batch=8, phase="decode", weights="bf16"))[0]
+    int8 = estimate_cell(Cell("palm-62b", chips=8, batch=8, phase="decode", weights="int8"))[0]
     assert int8.memory_per_chip_bytes["weights"] == pytest.approx(bf16.memory_per_chip_bytes["weights"] / 2, rel=1e-3)
     assert int8.details["compute_s"] == bf16.details["compute_s"]
     assert int8.details["memory_s"] < 0.6 * bf16.details["memory_s"]
 
 
 def test_does_not_fit_is_a_verdict():
-    (row,) = estimate(Cell("palm-540b-64h", chips=8, batch=8, phase="decode"))
+    (row,) = estimate_cell(Cell("palm-540b-64h", chips=8, batch=8, phase="decode"))
     assert row.fits is False and row.memory_per_chip_bytes["weights"] > row.hbm_bytes
 
 
 def test_communication_is_per_kind():
-    (row,) = estimate(Cell("palm-62b", chips=16, batch=16, phase="decode", decode_attention="batch"))
+    (row,) = estimate_cell(Cell("palm-62b", chips=16, batch=16, phase="decode", decode_attention="batch"))
     comm = row.comm_bytes_per_chip
     assert comm["all_gather"] > 0 and comm["reduce_scatter"] > 0 and comm["all_to_all"] > 0 and comm["other"] == 0
 
 
 def test_the_true_palm_540b_heads_do_not_divide_64_chips():
     with pytest.raises(IndivisibleDimensionError, match="size 48 .* palm-540b-64h"):
-        estimate(Cell("palm-540b", chips=64, batch=64))
+        estimate_cell(Cell("palm-540b", chips=64, batch=64))
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_the_true_palm_540b_heads_do_not_divide_64_chips():
 )
 def test_bad_input_is_one_line(cell, error, message):
     with pytest.raises(error, match=message) as raised:
-        estimate(cell)
+        estimate_cell(cell)
     assert "\n" not in str(raised.value)
     rows = estimate_or_error_rows(cell)
     assert all(row.status == "error" and message.split()[0] in row.error and row.latency_s is None for row in rows)
@@ -74,12 +74,12 @@ def test_bad_input_is_one_line(cell, error, message):
 @pytest.mark.parametrize("field, value", [("chips", 0), ("batch", -1), ("input_len", 0)])
 def test_zero_or_negative_sizes(field, value):
     with pytest.raises(ZooError, match=f"{field} must be a positive integer"):
-        estimate(Cell("palm-8b", **{field: value}))
+        estimate_cell(Cell("palm-8b", **{field: value}))
 
 
 def test_unknown_mode():
     with pytest.raises(ZooError, match="unknown estimate mode 'fast'"):
-        estimate(CELL, "fast")
+        estimate_cell(CELL, "fast")
 
 
 def test_user_layout_is_estimated_from_its_rules(tmp_path):
@@ -93,7 +93,7 @@ def test_user_layout_is_estimated_from_its_rules(tmp_path):
         lines += [f"{name} = {list(axes)!r}".replace("'", '"') for name, axes in rules[role].items()]
     path = tmp_path / "my-2d.toml"
     path.write_text("\n".join(lines) + "\n")
-    mine = estimate(Cell("palm-62b", chips=16, batch=16, prefill_layout=str(path), decode_layout=str(path)))
-    builtin = estimate(Cell("palm-62b", chips=16, batch=16))
+    mine = estimate_cell(Cell("palm-62b", chips=16, batch=16, prefill_layout=str(path), decode_layout=str(path)))
+    builtin = estimate_cell(Cell("palm-62b", chips=16, batch=16))
     assert [row.latency_s for row in mine] == [row.latency_s for row in builtin]
     assert mine[0].layout == "my-2d"

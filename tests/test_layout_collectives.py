@@ -5,7 +5,7 @@ that activations and weights differ in size the way they do at scale."""
 import pytest
 
 from layouts.bench.cell import Cell
-from layouts.compiled.aot import compile_cell
+from layouts.bench.compile_rows import compile_cell
 
 MODEL = "palm-8b"
 COMMON = dict(chips=8, mesh="2x2x2", target="tpu-v4", batch=8, input_len=128, context_len=256)

@@ -8,8 +8,8 @@ import pytest
 
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.bench.cell import Cell
-from layouts.compiled.aot import compile_cell
-from layouts.bench.estimate_rows import estimate
+from layouts.bench.compile_rows import compile_cell
+from layouts.bench.estimate_rows import estimate_cell
 from layouts.layout_file import dumps, load
 from layouts.mesh import choose_mesh_shape
 from zoo.presets import get_preset
@@ -43,8 +43,8 @@ def test_a_built_in_ffn_layout_written_as_a_file_is_estimated_and_meshed_like_th
         Cell("palm-540b-64h", chips=64, batch=64, phase="decode", decode_attention="batch"),
     ]
     for cell in cells:
-        from_file = estimate(dataclasses.replace(cell, prefill_layout=str(path), decode_layout=str(path)))
-        from_registry = estimate(dataclasses.replace(cell, prefill_layout=name, decode_layout=name))
+        from_file = estimate_cell(dataclasses.replace(cell, prefill_layout=str(path), decode_layout=str(path)))
+        from_registry = estimate_cell(dataclasses.replace(cell, prefill_layout=name, decode_layout=name))
         assert [_numbers(row) for row in from_file] == [_numbers(row) for row in from_registry]
         assert {row.layout for row in from_file} == {f"file-{name}"}
 
@@ -67,8 +67,8 @@ def test_a_built_in_attention_layout_written_as_a_file_is_estimated_like_the_bui
     path = _written(builtin, tmp_path)
     assert load(path).batch_axes == builtin.batch_axes
     cell = Cell("palm-540b-64h", chips=64, batch=64, phase="decode")
-    from_file = estimate(dataclasses.replace(cell, decode_attention=str(path)))
-    from_registry = estimate(dataclasses.replace(cell, decode_attention=name))
+    from_file = estimate_cell(dataclasses.replace(cell, decode_attention=str(path)))
+    from_registry = estimate_cell(dataclasses.replace(cell, decode_attention=name))
     assert [_numbers(row) for row in from_file] == [_numbers(row) for row in from_registry]
 
 

@@ -110,9 +110,9 @@ def test_int8_decode_under_every_layout_matches_unsharded(quantized_float32, dev
 
 def test_estimator_reports_half_the_weight_bytes_for_int8():
     from layouts.bench.cell import Cell
-    from layouts.bench.estimate_rows import estimate
+    from layouts.bench.estimate_rows import estimate_cell
 
     def weight_bytes(weights: str) -> int:
-        return estimate(Cell("palm-8b", chips=8, batch=8, weights=weights))[0].memory_per_chip_bytes["weights"]
+        return estimate_cell(Cell("palm-8b", chips=8, batch=8, weights=weights))[0].memory_per_chip_bytes["weights"]
 
     assert 0.5 <= weight_bytes("int8") / weight_bytes("bf16") < 0.501  # the norms stay bf16

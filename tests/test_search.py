@@ -4,7 +4,9 @@ import pytest
 
 from layouts.bench.cell import Cell
 from layouts.bench.result_row import ResultRow
-from layouts.cost.search import best_layout, paper_layout, pareto_frontier, pareto_sweep
+from layouts.bench.auto import best_layout
+from layouts.bench.pareto import pareto_frontier, pareto_sweep
+from layouts.cost.search import paper_layout
 from zoo.errors import ZooError
 
 

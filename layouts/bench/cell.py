@@ -13,13 +13,12 @@ from layouts.layout import Partitioning
 from layouts.mesh import MeshShape, choose_mesh_shape, format_mesh, parse_mesh
 from layouts.registry import get_attention_layout, get_layout
 from layouts.bench.result_row import ResultRow, Source
+from layouts.cost.workload import WeightsDType, Workload
 from zoo.config import ModelConfig
 from zoo.errors import ZooError
 from zoo.presets import get_preset
 
-WeightsDType = Literal["bf16", "int8"]
 PhaseChoice = Literal["prefill", "decode", "both"]
-WEIGHT_DTYPES = ("bf16", "int8")
 PHASES = ("prefill", "decode", "both")
 
 
@@ -43,14 +42,9 @@ class Cell:
     kv_dtype: str = "bfloat16"
 
     def __post_init__(self) -> None:
-        for field in ("chips", "batch", "input_len", "gen_tokens"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ZooError(f"{field} must be a positive integer, got {value!r}")
-        if self.context_len is not None and (not isinstance(self.context_len, int) or self.context_len <= 0):
-            raise ZooError(f"context_len must be a positive integer, got {self.context_len!r}")
-        if self.weights not in WEIGHT_DTYPES:
-            raise ZooError(f"weights must be one of {', '.join(WEIGHT_DTYPES)}, got {self.weights!r}")
+        if not isinstance(self.chips, int) or isinstance(self.chips, bool) or self.chips <= 0:
+            raise ZooError(f"chips must be a positive integer, got {self.chips!r}")
+        self.workload  # checks the sizes and the weight format
         if self.phase not in PHASES:
             raise ZooError(f"phase must be one of {', '.join(PHASES)}, got {self.phase!r}")
         if self.mesh is not None:
@@ -62,11 +56,14 @@ class Cell:
     def decode_context(self) -> int:
         return self.context_len if self.context_len is not None else self.input_len
 
+    @property
+    def workload(self) -> Workload:
+        """The sizes the cost model and the compiled steps are built for."""
+        return Workload(self.batch, self.input_len, self.decode_context, self.gen_tokens, self.weights, self.kv_dtype)
+
     def cache_len(self, phase: str) -> int:
-        """Tokens the KV cache holds in `phase`: the prompt in prefill; in decode, the context plus
-        every generated token (what the generation needs allocated). Estimate, compile and run all
-        size the cache by this."""
-        return self.input_len if phase == "prefill" else self.decode_context + self.gen_tokens
+        """Tokens the KV cache holds in `phase` (see `Workload.cache_len`)."""
+        return self.workload.cache_len(phase)
 
     @property
     def phases(self) -> tuple[str, ...]:
@@ -79,8 +76,8 @@ class Cell:
         if self.mesh is not None:
             prefill_mesh = decode_mesh = parse_mesh(self.mesh)
         else:
-            prefill_mesh = choose_mesh_shape(self.chips, prefill.ffn, config, tokens=self.batch * self.input_len)
-            decode_mesh = choose_mesh_shape(self.chips, decode.ffn, config, tokens=self.batch)
+            prefill_mesh = choose_mesh_shape(self.chips, prefill.ffn, config, tokens=self.workload.pass_tokens("prefill"))
+            decode_mesh = choose_mesh_shape(self.chips, decode.ffn, config, tokens=self.workload.pass_tokens("decode"))
         return ResolvedCell(self, config, {"prefill": prefill, "decode": decode}, {"prefill": prefill_mesh, "decode": decode_mesh})
 
 

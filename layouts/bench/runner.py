@@ -19,19 +19,19 @@ from layouts.bench.result_row import ResultRow
 from zoo.errors import ZooError
 
 def _estimate(cell: Cell) -> list[ResultRow]:
-    from layouts.bench.estimate_rows import estimate
+    from layouts.bench.estimate_rows import estimate_cell
 
-    return estimate(cell)
+    return estimate_cell(cell)
 
 
 def _compile(cell: Cell) -> list[ResultRow]:
-    from layouts.compiled.aot import compile_cell
+    from layouts.bench.compile_rows import compile_cell
 
     return compile_cell(cell)
 
 
 def _run(cell: Cell) -> list[ResultRow]:
-    from layouts.compiled.timing import run_cell
+    from layouts.bench.run_rows import run_cell
 
     return run_cell(cell)
 

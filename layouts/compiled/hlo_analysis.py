@@ -1,7 +1,7 @@
 """The collectives of an optimized XLA program: what a compiled step really communicates.
 
 `collectives(compiled, mesh)` reads the optimized HLO (`compiled.as_text()`) and returns one
-`Collective` per collective instruction: its kind, its bytes per chip for one execution, the mesh
+`HloCollective` per collective instruction: its kind, its bytes per chip for one execution, the mesh
 axes its replica groups span, and how many times it runs per step (the product of the trip counts
 of the while loops around it: the layer scan is a while loop, so a collective in its body runs once
 per layer). Asynchronous pairs (`all-gather-start` / `-done`) count once, at the start.
@@ -45,7 +45,7 @@ class HloParseError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Collective:
+class HloCollective:
     kind: str  # one of KINDS
     bytes_per_chip: float  # one execution, per chip, by the convention above
     mesh_axes: tuple[str, ...]  # the mesh axes its groups span, in mesh order
@@ -289,7 +289,7 @@ def _mesh_shape(mesh) -> dict[str, int]:
     return dict(zip(mesh.axis_names, mesh.devices.shape))
 
 
-def collectives_from_text(text: str, mesh=None) -> list[Collective]:
+def collectives_from_text(text: str, mesh=None) -> list[HloCollective]:
     """The collectives of optimized HLO text; `mesh` (a Mesh or {axis: size} in mesh order) maps
     replica groups to mesh axes (without one, `mesh_axes` is empty)."""
     computations = parse_module(text)
@@ -324,16 +324,16 @@ def collectives_from_text(text: str, mesh=None) -> list[Collective]:
                 size = sum(_array_bytes(s) for s in operand_shapes) if operand_shapes else _array_bytes(shape) * group_size
             else:
                 size = _array_bytes(shape)
-            found.append(Collective(kind, size, axes, times, looped.get(computation.name, False), _logical_shape(shape), instruction.name, group_size))
+            found.append(HloCollective(kind, size, axes, times, looped.get(computation.name, False), _logical_shape(shape), instruction.name, group_size))
     return found
 
 
-def collectives(compiled, mesh=None) -> list[Collective]:
+def collectives(compiled, mesh=None) -> list[HloCollective]:
     """The collectives of a compiled program (`jax.stages.Compiled`) over `mesh`."""
     return collectives_from_text(compiled.as_text(), mesh)
 
 
-def bytes_by_kind(found: Iterable[Collective], in_loop: bool | None = None) -> dict[str, float]:
+def bytes_by_kind(found: Iterable[HloCollective], in_loop: bool | None = None) -> dict[str, float]:
     """Bytes per chip per step by kind (every kind present, zero where none); `in_loop` True keeps
     only the layer loop's (the hot path), False only the rest."""
     totals = dict.fromkeys(KINDS, 0.0)
@@ -343,12 +343,12 @@ def bytes_by_kind(found: Iterable[Collective], in_loop: bool | None = None) -> d
     return totals
 
 
-def row_bytes(found: Iterable[Collective]) -> dict[str, float]:
+def row_bytes(found: Iterable[HloCollective]) -> dict[str, float]:
     """bytes_by_kind under the result row's comm_bytes_per_chip keys."""
     return {ROW_KEY[kind]: value for kind, value in bytes_by_kind(found).items()}
 
 
-def summarize(found: Iterable[Collective]) -> list[dict]:
+def summarize(found: Iterable[HloCollective]) -> list[dict]:
     """One entry per (kind, mesh axes, in loop): executions and bytes per step; for result rows."""
     groups: dict[tuple, dict] = {}
     for collective in found:

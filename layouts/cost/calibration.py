@@ -29,10 +29,13 @@ from the latencies and are not fitted separately.
 import dataclasses
 import math
 
-from layouts.bench.cell import Cell
-from layouts.cost.terms import PassTerms, StageTerms, phase_passes
-from layouts.hardware import Chip
+from layouts.cost.terms import PassTerms, PhasePasses, StageTerms, phase_passes
+from layouts.cost.workload import Workload
+from layouts.hardware import Chip, get_chip
+from layouts.layout import Partitioning
+from layouts.registry import get_attention_layout, get_layout
 from zoo.errors import ZooError
+from zoo.presets import get_preset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,30 +80,36 @@ def get_mode(name: str) -> Calibration:
     return MODES[name]
 
 
-# Table 2 of reference/paper.md §5: PaLM 540B (heads padded to 64, the paper's inference variant),
-# 64 TPU v4 chips as 4×4×4, 2048-token prompts, 64 generated tokens. Published latency in seconds
-# (prefill: the whole prompt; decode: all 64 steps) and MFU.
-TABLE_2: dict[str, tuple[Cell, float, float]] = {
-    "low-latency prefill": (
-        Cell("palm-540b-64h", prefill_layout="2d-ws", prefill_attention="heads", chips=64, mesh="4x4x4",
-             phase="prefill", batch=1, input_len=2048, gen_tokens=64, weights="int8"),
-        0.29, 0.43,
-    ),
-    "low-latency decode": (
-        Cell("palm-540b-64h", decode_layout="2d-ws", decode_attention="batch", chips=64, mesh="4x4x4",
-             phase="decode", batch=64, input_len=2048, gen_tokens=64, weights="int8"),
-        1.82, 0.14,
-    ),
-    "high-throughput prefill": (
-        Cell("palm-540b-64h", prefill_layout="wg-xyz", prefill_attention="batch", chips=64, mesh="4x4x4",
-             phase="prefill", batch=512, input_len=2048, gen_tokens=64, weights="bf16"),
-        85.2, 0.76,
-    ),
-    "high-throughput decode": (
-        Cell("palm-540b-64h", decode_layout="2d-ws", decode_attention="batch", chips=64, mesh="4x4x4",
-             phase="decode", batch=512, input_len=2048, gen_tokens=64, weights="bf16"),
-        6.0, 0.33,
-    ),
+@dataclasses.dataclass(frozen=True)
+class PublishedRun:
+    """One of the paper's measured configurations: `phase` of `workload` for `model` under the
+    FFN and attention layouts on TPU v4 chips as `mesh`, with the published latency in seconds
+    (prefill: the whole prompt; decode: every step) and MFU."""
+
+    model: str
+    phase: str
+    layout: str
+    attention: str
+    mesh: tuple[int, int, int]
+    workload: Workload
+    latency_s: float
+    mfu: float
+
+    @property
+    def partitioning(self) -> Partitioning:
+        return Partitioning(get_layout(self.layout), get_attention_layout(self.attention), get_preset(self.model))
+
+    def passes(self) -> PhasePasses:
+        return phase_passes(self.partitioning, get_chip("tpu-v4"), self.mesh, self.workload, self.phase)
+
+
+# Table 2 of docs/paper-model.md §5: PaLM 540B (heads padded to 64, the paper's inference variant),
+# 64 TPU v4 chips as 4×4×4, 2048-token prompts, 64 generated tokens.
+TABLE_2: dict[str, PublishedRun] = {
+    "low-latency prefill": PublishedRun("palm-540b-64h", "prefill", "2d-ws", "heads", (4, 4, 4), Workload(1, 2048, 2048, 64, "int8"), 0.29, 0.43),
+    "low-latency decode": PublishedRun("palm-540b-64h", "decode", "2d-ws", "batch", (4, 4, 4), Workload(64, 2048, 2048, 64, "int8"), 1.82, 0.14),
+    "high-throughput prefill": PublishedRun("palm-540b-64h", "prefill", "wg-xyz", "batch", (4, 4, 4), Workload(512, 2048, 2048, 64, "bf16"), 85.2, 0.76),
+    "high-throughput decode": PublishedRun("palm-540b-64h", "decode", "2d-ws", "batch", (4, 4, 4), Workload(512, 2048, 2048, 64, "bf16"), 6.0, 0.33),
 }
 
 _BOUNDS = {
@@ -120,10 +129,7 @@ def fit(free: tuple[str, ...] = FREE_FACTORS) -> Calibration:
     """Refit the calibrated factors named in `free` to Table 2's latencies (see the module
     docstring): a pattern search that halves its steps until they are below the rounding used for
     the checked-in constants (0.0001 in efficiency, 0.1 µs in latency)."""
-    data = []
-    for cell, latency, _ in TABLE_2.values():
-        passes = phase_passes(cell.resolve(), cell.phases[0])
-        data.append((passes, latency))
+    data = [(run.passes(), run.latency_s) for run in TABLE_2.values()]
     values = {name: 1.0 for name in ("flops_efficiency", "hbm_efficiency", "link_efficiency")} | {"collective_latency_s": 0.0}
     steps = {name: (high - low) / 4 for name, (low, high) in _BOUNDS.items()}
     resolution = {"collective_latency_s": 0.1e-6}

@@ -1,27 +1,29 @@
-"""Choosing layouts with the estimator: the paper's rule, a plain search over the registry, and the
-Pareto frontier of latency against cost.
+"""Choosing layouts with the estimator: the paper's rule and a plain search over the registry.
 
-The paper's rule (reference/paper.md §4): 2D weight-stationary communication at its optimum mesh is
-4·BL·√(EF/n)/bw per layer and weight-gathered's is 4E·√(BLF/n)/bw, equal at BL = E tokens; prefill
-uses 2D weight-stationary below that and weight-gathered above it, gathering over the N = X, XY or
-XYZ chips nearest to √(BL·n/F); decode uses 2D weight-stationary. Attention runs over heads in
-prefill and over the batch in decode when the K/V head is single (multiquery) and the batch divides.
+The paper's rule (docs/paper-model.md §4): 2D weight-stationary communication at its optimum mesh
+is 4·BL·√(EF/n)/bw per layer and weight-gathered's is 4E·√(BLF/n)/bw, equal at BL = E tokens;
+prefill uses 2D weight-stationary below that and weight-gathered above it, gathering over the
+N = X, XY or XYZ chips nearest to √(BL·n/F); decode uses 2D weight-stationary. Attention runs over
+heads in prefill and over the batch in decode when the K/V head is single (multiquery) and the
+batch divides.
 """
 
 import dataclasses
 import math
-from collections.abc import Iterable
 
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
-from layouts.bench.cell import Cell
-from layouts.bench.estimate_rows import estimate_or_error_rows
-from layouts.mesh import factorizations, format_mesh
-from layouts.bench.result_row import ResultRow
+from layouts.cost.estimator import PhaseEstimate, estimate_phase
+from layouts.cost.workload import Workload
+from layouts.hardware import Chip
+from layouts.layout import Partitioning
+from layouts.mesh import MeshShape, choose_mesh_shape, factorizations
+from zoo.config import ModelConfig
 from zoo.errors import ZooError
 from zoo.presets import get_preset
 
 # Decode attention layouts from most to least split batch: the first whose batch axes divide wins.
 _DECODE_ATTENTION = ("batch", "batch-yz", "batch-z", "heads")
+OBJECTIVES = ("latency", "cost")
 
 
 def paper_layout(model: str, phase: str, *, chips: int, batch: int, input_len: int) -> tuple[str, str]:
@@ -51,69 +53,49 @@ def _balanced_axes(chips: int, axes: tuple[str, ...]) -> list[int]:
     return [dict(zip("xyz", shape))[axis] for axis in axes]
 
 
-def candidate_cells(cell: Cell, phase: str, *, all_meshes: bool = False) -> list[Cell]:
-    """`cell` for `phase` with every registered FFN layout meant for that phase, every attention
-    layout, and the layout's preferred mesh (or every factorization of the chip count)."""
-    meshes = [format_mesh(shape) for shape in factorizations(cell.chips)] if all_meshes else [None]
-    cells = []
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A registered FFN and attention layout on a mesh, and its estimate."""
+
+    layout: str
+    attention: str
+    mesh_shape: MeshShape
+    estimate: PhaseEstimate
+
+
+def candidates(config: ModelConfig, chips: int, workload: Workload, phase: str, *, all_meshes: bool = False):
+    """(FFN layout name, attention layout name, partitioning, mesh shape) for every registered FFN
+    layout meant for `phase` and every attention layout, on the layout's preferred mesh (or every
+    factorization of the chip count)."""
     for name, layout in FFN_LAYOUTS.items():
         if layout.phase not in (phase, "any"):
             continue
-        for attention in ATTENTION_LAYOUTS:
-            for mesh in meshes:
-                layouts = {f"{phase}_layout": name, f"{phase}_attention": attention}
-                cells.append(dataclasses.replace(cell, phase=phase, mesh=mesh, **layouts))
-    return cells
+        meshes = factorizations(chips) if all_meshes else [choose_mesh_shape(chips, layout, config, tokens=workload.pass_tokens(phase))]
+        for attention_name, attention in ATTENTION_LAYOUTS.items():
+            for mesh_shape in meshes:
+                yield name, attention_name, Partitioning(layout, attention, config), mesh_shape
 
 
-def best_layout(
-    cell: Cell, phase: str, *, mode: str = "calibrated", objective: str = "latency", all_meshes: bool = False
-) -> ResultRow:
-    """The estimate row of the fastest (objective `latency`) or cheapest (`cost`) layout for
-    `phase` of `cell` among those that divide the model and fit in HBM."""
-    if objective not in ("latency", "cost"):
-        raise ZooError(f"objective must be latency or cost, got {objective!r}")
-    key = (lambda row: row.latency_s) if objective == "latency" else (lambda row: row.cost_chip_ms_per_token)
-    rows = [row for candidate in candidate_cells(cell, phase, all_meshes=all_meshes) for row in estimate_or_error_rows(candidate, mode)]
-    usable = [row for row in rows if row.status == "ok" and row.fits]
+def best_choice(
+    config: ModelConfig, chip: Chip, chips: int, workload: Workload, phase: str, *,
+    mode: str = "calibrated", objective: str = "latency", all_meshes: bool = False,
+) -> Choice:  # fmt: skip
+    """The fastest (`latency`) or cheapest (`cost`) registered layout for `phase` among those that
+    divide the model and fit in HBM; raises ZooError naming why when none does."""
+    if objective not in OBJECTIVES:
+        raise ZooError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    usable, reasons = [], set()
+    for name, attention, partitioning, mesh_shape in candidates(config, chips, workload, phase, all_meshes=all_meshes):
+        try:
+            found = estimate_phase(partitioning, chip, mesh_shape, workload, phase, mode)
+        except ZooError as error:
+            reasons.add(" ".join(str(error).split()))
+            continue
+        if found.fits:
+            usable.append(Choice(name, attention, tuple(mesh_shape), found))
+        else:
+            reasons.add("does not fit in HBM")
     if not usable:
-        reasons = sorted({row.error or "does not fit in HBM" for row in rows})
-        raise ZooError(f"no layout can run {cell.model} {phase} on {cell.chips} {cell.target} chips at batch {cell.batch}: {reasons[0]}")
+        raise ZooError(f"no layout can run {config.name} {phase} on {chips} {chip.name} chips at batch {workload.batch}: {sorted(reasons)[0]}")
+    key = (lambda choice: choice.estimate.latency_s) if objective == "latency" else (lambda choice: choice.estimate.cost_chip_ms_per_token)
     return min(usable, key=key)
-
-
-def pareto_frontier(rows: Iterable[ResultRow]) -> list[ResultRow]:
-    """The rows no other row strictly dominates in (latency_s, cost_chip_ms_per_token): another
-    row dominates when it is no worse in both and better in one. Error and non-fitting rows are
-    left out. Sorted by latency."""
-    points = [row for row in rows if row.status == "ok" and row.fits]
-
-    def dominates(a: ResultRow, b: ResultRow) -> bool:
-        no_worse = a.latency_s <= b.latency_s and a.cost_chip_ms_per_token <= b.cost_chip_ms_per_token
-        return no_worse and (a.latency_s < b.latency_s or a.cost_chip_ms_per_token < b.cost_chip_ms_per_token)
-
-    frontier = [row for row in points if not any(dominates(other, row) for other in points)]
-    return sorted(frontier, key=lambda row: (row.latency_s, row.cost_chip_ms_per_token))
-
-
-def pareto_sweep(
-    model: str,
-    phase: str,
-    *,
-    chips: Iterable[int],
-    batches: Iterable[int],
-    weights: Iterable[str] = ("bf16", "int8"),
-    target: str = "tpu-v4",
-    input_len: int = 2048,
-    gen_tokens: int = 64,
-    mode: str = "calibrated",
-) -> list[ResultRow]:
-    """The latency-cost frontier of `phase` over chips × batch × registered layouts × weight dtype."""
-    rows = []
-    for chip_count in chips:
-        for batch in batches:
-            for dtype in weights:
-                cell = Cell(model, chips=chip_count, batch=batch, weights=dtype, target=target, input_len=input_len, gen_tokens=gen_tokens)
-                for candidate in candidate_cells(cell, phase):
-                    rows += estimate_or_error_rows(candidate, mode)
-    return pareto_frontier(rows)

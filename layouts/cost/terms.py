@@ -28,9 +28,8 @@ import math
 from collections.abc import Mapping
 
 from layouts.divisibility import check_divides
-from layouts.bench.cell import ResolvedCell
+from layouts.cost.workload import Workload
 from layouts.hardware import Chip
-from layouts.compiled.targets import target_chip
 from layouts.layout import MESH_AXES, Partitioning
 from zoo.config import ModelConfig, dtype_bytes
 from zoo.logical_axes import (
@@ -500,7 +499,7 @@ def pass_terms(
 
 @dataclasses.dataclass(frozen=True)
 class PhasePasses:
-    """A phase of a resolved cell on a chip: the pass the row reports (the whole prefill, or the
+    """A phase of a workload on a chip and mesh: the pass a row reports (the whole prefill, or the
     decode step at the context length), the mean pass over the phase (decode steps attend over a
     context that grows by one per step; every term is linear in it, so the step at the mean context
     times the step count is the sum) and how many passes the phase takes."""
@@ -513,34 +512,31 @@ class PhasePasses:
     tokens: int  # tokens the phase processes (prefill) or generates (decode)
 
 
-def check_phase(resolved: ResolvedCell, phase: str) -> None:
-    """Raise IndivisibleDimensionError if a dimension of the phase does not divide over its mesh:
+def check_phase(partitioning: Partitioning, mesh_shape: tuple[int, int, int], batch: int, phase: str) -> None:
+    """Raise IndivisibleDimensionError if a dimension of the phase does not divide over the mesh:
     cheap, so compile and run call it for every phase before they compile any."""
-    partitioning = resolved.partitionings[phase]
-    check_divisible(phase_template(partitioning, phase), resolved.mesh_shapes[phase], resolved.cell.batch, partitioning.name)
+    check_divisible(phase_template(partitioning, phase), mesh_shape, batch, partitioning.name)
 
 
-def phase_passes(resolved: ResolvedCell, phase: str) -> PhasePasses:
-    """Check the cell against the chip and the mesh, then cost one of its phases."""
-    cell, config = resolved.cell, resolved.config
-    chip = target_chip(cell.target, cell.chips)
-    chip.check_chips(cell.chips)
-    check_phase(resolved, phase)
-    partitioning, mesh_shape = resolved.partitionings[phase], resolved.mesh_shapes[phase]
+def phase_passes(partitioning: Partitioning, chip: Chip, mesh_shape: tuple[int, int, int], workload: Workload, phase: str) -> PhasePasses:
+    """Check the workload against the chip and the mesh, then cost one of its phases."""
+    config = partitioning.config
+    chip.check_chips(math.prod(mesh_shape))
+    check_phase(partitioning, mesh_shape, workload.batch, phase)
     template = phase_template(partitioning, phase)
     sizes = dict(
-        batch=cell.batch,
-        weight_bytes=1 if cell.weights == "int8" else dtype_bytes(config.dtype),
-        kv_bytes=dtype_bytes(cell.kv_dtype),
+        batch=workload.batch,
+        weight_bytes=1 if workload.weights == "int8" else dtype_bytes(config.dtype),
+        kv_bytes=dtype_bytes(workload.kv_dtype),
         activation_bytes=dtype_bytes(config.dtype),
     )
     if phase == "prefill":
-        reported = pass_terms(template, config, chip, mesh_shape, length=cell.input_len, cache_length=cell.input_len, **sizes)
-        return PhasePasses(chip, mesh_shape, reported, reported, 1, cell.batch * cell.input_len)
-    context, steps = cell.decode_context, cell.gen_tokens
+        reported = pass_terms(template, config, chip, mesh_shape, length=workload.input_len, cache_length=workload.input_len, **sizes)
+        return PhasePasses(chip, mesh_shape, reported, reported, 1, workload.tokens(phase))
+    context, steps = workload.context_len, workload.gen_tokens
     reported = pass_terms(template, config, chip, mesh_shape, length=1, cache_length=context, **sizes)
     # Only attention and the KV-cache read depend on the context: scale them to the mean step.
     grown = (context + (steps - 1) / 2) / context
     layer = dataclasses.replace(reported.layer, attention_flops=reported.layer.attention_flops * grown, kv_bytes=reported.layer.kv_bytes * grown)
     mean = dataclasses.replace(reported, layer=layer)
-    return PhasePasses(chip, mesh_shape, reported, mean, steps, cell.batch * steps)
+    return PhasePasses(chip, mesh_shape, reported, mean, steps, workload.tokens(phase))

@@ -10,7 +10,7 @@ import statistics
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.cost.calibration import TABLE_2
 from layouts.cost.terms import axis_ways, kv_cache_bytes, phase_template
-from layouts.bench.estimate_rows import estimate
+from layouts.cost.estimator import estimate_phase
 from layouts.hardware import get_chip
 from layouts.layout import Partitioning
 from layouts.mesh import parse_mesh
@@ -80,11 +80,10 @@ FIGURE_3_GB = {"2d-ws": 0.0671, "wg-x": 0.302, "wg-xy": 1.082, "wg-xyz": 4.295}
 def reproduce_paper(mode: str = "calibrated") -> Reproduction:
     comparisons = []
     rows = {}
-    for name, (cell, latency, mfu) in TABLE_2.items():
-        (row,) = estimate(cell, mode)
-        rows[name] = row
-        comparisons.append(Comparison(f"Table 2 {name} latency", "s", latency, row.latency_s))
-        comparisons.append(Comparison(f"Table 2 {name} MFU", "", mfu, row.mfu))
+    for name, run in TABLE_2.items():
+        row = rows[name] = estimate_phase(run.partitioning, get_chip("tpu-v4"), run.mesh, run.workload, run.phase, mode)
+        comparisons.append(Comparison(f"Table 2 {name} latency", "s", run.latency_s, row.latency_s))
+        comparisons.append(Comparison(f"Table 2 {name} MFU", "", run.mfu, row.mfu))
     comparisons.append(Comparison("headline decode at batch 64, int8", "ms/token", 29, rows["low-latency decode"].step_time_s * 1000))
     comparisons.append(Comparison("headline large-batch prefill MFU", "", 0.76, rows["high-throughput prefill"].mfu))
     contexts = {}

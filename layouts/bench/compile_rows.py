@@ -1,0 +1,109 @@
+"""Compile rows: a Cell's phases compiled ahead of time for its target (`layouts.compiled.aot`),
+one DESIGN.md row per phase (source `compile`).
+
+Per chip, a compile row reports:
+- memory: `weights` and `kv_cache` are the per-chip shards of the program's arguments (exactly what
+  the compiled program takes), `total` is the compiler's own figure (arguments + outputs − aliased
+  (the donated cache) + temporaries + generated code), `other` the rest; the raw compiler figures
+  are in `details["compiler_memory"]`. `fits` compares `total` with the chip's HBM.
+- communication: the collectives of the optimized program (`layouts.compiled.hlo_analysis`), bytes
+  per chip per step by kind, loop bodies counted once per trip (per layer); collective-permute is
+  `other`. `details["collectives"]` breaks them down by kind, mesh axes and whether they sit in the
+  layer loop.
+- the compiler's cost analysis, labelled as such in `details["compiler_cost"]`.
+
+A prefill row's context_len is input_len: the prompt fills the cache, so the KV bytes are the
+prompt's. A program that does not fit the chip's HBM (TPU compiles fail with RESOURCE_EXHAUSTED
+rather than produce it; other backends report a total above the chip's memory) is an error row,
+"does not fit", that keeps `fits: false`, the argument shards and the compiler's requirement, so
+it says by how much it misses; any other compiler failure is an error row with its reason.
+
+Known differences between compile rows and the estimator's (found with palm-8b on v4 2x2x2 and
+palm-540b-64h on v4 4x4x4; `cross_check` gives the ratios):
+- XLA's TPU pipeline often keeps an all-reduce where the formulas have a reduce-scatter followed by
+  an all-gather (1D weight-stationary decode compiles to all-reduces only), and its collective
+  matmul (windowed einsum) may split a reduce-scatter or all-gather into collective-permutes,
+  reported under `other`. Compare totals, not kinds, for those layouts.
+- XLA merges a reduce-scatter with the all-gather that follows it into one all-reduce where the
+  op between them is elementwise (2D weight-stationary's FFN hidden over x): the same traffic on
+  the links, reported as all-reduce rather than as the formulas' reduce-scatter + all-gather.
+- The output head's partial sums stay fp32 (logits are sampled in fp32): twice the bf16 bytes.
+"""
+
+from layouts.bench.cell import Cell
+from layouts.bench.result_row import COMMUNICATION_KEYS, ResultRow
+from layouts.compiled.aot import CompiledPhase, argument_bytes, compile_phase
+from layouts.compiled.hlo_analysis import row_bytes, summarize
+from layouts.compiled.targets import get_target
+from layouts.cost.terms import check_phase
+from zoo.errors import ZooError
+
+
+def compile_cell(cell: Cell) -> list[ResultRow]:
+    """One `compile` row per phase of the cell. Unknown names, indivisible dimensions and bad
+    targets raise (ZooError subclasses); a compiler failure is an error row."""
+    resolved = cell.resolve()
+    for phase in cell.phases:  # every phase's input errors before any phase's minutes of compiling
+        check_phase(resolved.partitionings[phase], resolved.mesh_shapes[phase], cell.batch, phase)
+    target = get_target(cell.target, cell.chips)
+    devices = target.devices()
+    rows = []
+    for phase in cell.phases:
+        row = resolved.row(phase, "compile", hbm_bytes=target.hbm_bytes())
+        compiled = compile_phase(resolved.partitionings[phase], resolved.mesh_shapes[phase], cell.workload, phase, devices)
+        row.compile_time_s = compiled.seconds
+        row = _failed(row, compiled) if compiled.failure is not None else _fill(row, compiled)
+        rows.append(row.does_not_fit() if row.status == "ok" and row.fits is False else row)
+    return rows
+
+
+def _failed(row: ResultRow, compiled: CompiledPhase) -> ResultRow:
+    if not compiled.out_of_memory or row.hbm_bytes is None:
+        return row.failed(compiled.failure_reason)
+    weights, kv_cache = compiled.weight_bytes, compiled.kv_bytes
+    total = max(weights + kv_cache, compiled.required_bytes or 0)
+    row.memory_per_chip_bytes = {"weights": weights, "kv_cache": kv_cache, "other": total - weights - kv_cache, "total": total}
+    row.details = {"compiler_error": compiled.failure_reason, "compiler_required_bytes": compiled.required_bytes}
+    return row.does_not_fit()
+
+
+def _fill(row: ResultRow, compiled: CompiledPhase) -> ResultRow:
+    weights, kv_cache = compiled.weight_bytes, compiled.kv_bytes
+    compiler_memory = compiled.compiler_memory()
+    if compiler_memory is not None:
+        total = compiler_memory["total"]
+        row.memory_per_chip_bytes = {"weights": weights, "kv_cache": kv_cache, "other": total - weights - kv_cache, "total": total}
+        row.fits = None if row.hbm_bytes is None else total <= row.hbm_bytes
+        logical, padded = argument_bytes(compiled.program, compiled.arguments)
+        compiler_memory |= {"arguments_logical": logical, "arguments_layout_padding": None if padded is None else padded - logical}
+    else:
+        row.memory_per_chip_bytes = {"weights": weights, "kv_cache": kv_cache, "other": None, "total": None}
+    found = compiled.collectives()
+    communication = row_bytes(found)
+    row.comm_bytes_per_chip = {key: communication.get(key, 0.0) for key in COMMUNICATION_KEYS}
+    row.details = {"compiler_memory": compiler_memory, "compiler_cost": compiled.compiler_cost(), "collectives": summarize(found)}
+    return row
+
+
+def cross_check(compile_row: ResultRow, estimate_row: ResultRow) -> dict[str, float | None]:
+    """Compiled ÷ estimated, per chip: weight and KV bytes, and collective bytes per step by kind.
+    None where either side has no figure; 1.0 where both are zero."""
+    if (compile_row.model, compile_row.phase, compile_row.layout, compile_row.mesh) != (
+        estimate_row.model, estimate_row.phase, estimate_row.layout, estimate_row.mesh
+    ):  # fmt: skip
+        raise ZooError(
+            f"cross_check needs rows of the same cell, got {compile_row.model}/{compile_row.phase}/{compile_row.layout}/{compile_row.mesh} "
+            f"and {estimate_row.model}/{estimate_row.phase}/{estimate_row.layout}/{estimate_row.mesh}"
+        )
+
+    def ratio(compiled, estimated):
+        if compiled is None or estimated is None:
+            return None
+        if estimated == 0:
+            return 1.0 if compiled == 0 else float("inf")
+        return compiled / estimated
+
+    ratios = {key: ratio(compile_row.memory_per_chip_bytes.get(key), estimate_row.memory_per_chip_bytes.get(key)) for key in ("weights", "kv_cache")}
+    for key in COMMUNICATION_KEYS:
+        ratios[key] = ratio(compile_row.comm_bytes_per_chip.get(key), estimate_row.comm_bytes_per_chip.get(key))
+    return ratios

@@ -1,0 +1,126 @@
+"""One phase of a workload, costed by the analytical model for a partitioning on a chip and a mesh:
+no benchmark cell, no devices, nothing compiled.
+
+    from layouts.cost import Workload, estimate_phase
+    estimate_phase(partitioning, get_chip("tpu-v4"), (4, 4, 4), Workload(64, 2048, 2048, 64, "int8"), "decode")
+
+Per-chip memory is what the phase holds at once: the stored weights, the KV cache for the context
+plus the generated tokens, and `other`: one layer's live activations (the residual stream in and
+out, and the FFN hidden with the fused query heads), the logits, and for a weight-gathered layout
+two chunks of a gathered weight (the looped collective einsum of §3.5 streams the largest matrix
+in pieces the size of one stored shard, double-buffered, rather than holding a whole layer).
+"""
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+from layouts.cost.calibration import get_mode
+from layouts.cost.metrics import chip_ms_per_token, model_flops_utilization
+from layouts.cost.terms import ACTIVATION_BYTES, axis_ways, phase_passes, phase_template
+from layouts.cost.workload import Workload
+from layouts.hardware import Chip
+from layouts.layout import Partitioning
+from zoo.config import dtype_bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseEstimate:
+    """The estimate of one phase: prefill's step is the whole prompt, decode's one token step at the
+    context length and its latency all `gen_tokens` steps. Sizes are per chip; `mfu` follows the
+    paper, 2·N_nominal·tokens / (chips·peak·time)."""
+
+    phase: str
+    mesh_shape: tuple[int, int, int]
+    chip: Chip
+    step_time_s: float
+    latency_s: float
+    tokens_per_s: float
+    mfu: float
+    cost_chip_ms_per_token: float
+    memory_per_chip_bytes: dict[str, int]
+    fits: bool
+    comm_bytes_per_chip: dict[str, float]
+    details: dict[str, Any]
+
+
+def _memory(partitioning: Partitioning, phase: str, mesh_shape, workload: Workload) -> dict[str, int]:
+    config = partitioning.config
+    template = phase_template(partitioning, phase)
+    ways = axis_ways(mesh_shape)
+    matrix_bytes = 1 if workload.weights == "int8" else dtype_bytes(config.dtype)
+    weights = sum(term.value(ways, 1, 1, 1) * (matrix_bytes if matrix else dtype_bytes(config.dtype)) for term, matrix in template.stored_weights)
+    kv_cache = template.kv_capacity.value(ways, workload.batch, 1, workload.cache_len(phase)) * config.n_layers * dtype_bytes(workload.kv_dtype)
+    length = workload.input_len if phase == "prefill" else 1
+    residual, hidden, *gathered = template.activation_elements
+    other = (2 * residual.value(ways, workload.batch, length, 1) + hidden.value(ways, workload.batch, length, 1)) * ACTIVATION_BYTES
+    other += 2 * max((term.value(ways, 1, 1, 1) for term in gathered), default=0) * matrix_bytes
+    other += template.head_flops.value(ways, workload.batch, 1, 1) / (2 * config.d_model) * 4  # fp32 logits
+    sizes = {"weights": int(weights), "kv_cache": int(kv_cache), "other": int(other)}
+    return sizes | {"total": sum(sizes.values())}
+
+
+@functools.cache
+def _calibration_items(calibration) -> tuple[tuple[str, object], ...]:
+    return tuple(dataclasses.asdict(calibration).items())
+
+
+def estimate_phase(
+    partitioning: Partitioning, chip: Chip, mesh_shape: tuple[int, int, int], workload: Workload, phase: str, mode: str = "calibrated"
+) -> PhaseEstimate:
+    """`phase` of `workload` under `partitioning` on `chip`s laid out as `mesh_shape`. Bad input (an
+    indivisible dimension, a chip count the chip cannot form, an unknown mode) raises the library's
+    one-line ZooError."""
+    calibration = get_mode(mode)
+    config = partitioning.config
+    chips = math.prod(mesh_shape)
+    passes = phase_passes(partitioning, chip, mesh_shape, workload, phase)
+    reported = passes.reported
+    step = calibration.pass_seconds(reported, chip)
+    latency = step if phase == "prefill" else calibration.pass_seconds(passes.mean, chip) * passes.passes
+    memory = _memory(partitioning, phase, mesh_shape, workload)
+    layers = reported.layers
+    comm = {kind: layers * reported.layer.comm_bytes[kind] + reported.head.comm_bytes[kind] for kind in reported.layer.comm_bytes}
+    details = {
+        "mode": mode,
+        "calibration": dict(_calibration_items(calibration)),
+        "model_variant": config.description,
+        "params": config.param_count,
+        "mfu_params": config.mfu_params,
+        "chip": chip.name,
+        "peak_flops": chip.peak_flops,
+        "layers": layers,
+        # Seconds of one pass (the reported step) at the chip's peaks, before the mode combines them.
+        "compute_s": layers * reported.layer.compute_seconds(chip) + reported.head.compute_seconds(chip),
+        "memory_s": layers * reported.layer.memory_seconds(chip) + reported.head.memory_seconds(chip),
+        "comm_s": layers * reported.layer.comm_seconds + reported.head.comm_seconds,
+        "collectives": layers * reported.layer.collectives + reported.head.collectives,
+        "matmul_flops_per_chip": layers * reported.layer.matmul_flops + reported.head.matmul_flops,
+        "attention_flops_per_chip": layers * reported.layer.attention_flops,
+        "weight_bytes_read_per_chip": layers * reported.layer.weight_bytes + reported.head.weight_bytes,
+        "kv_bytes_per_chip": layers * reported.layer.kv_bytes,
+        "per_layer": {
+            "matmul_flops": reported.layer.matmul_flops,
+            "attention_flops": reported.layer.attention_flops,
+            "weight_bytes": reported.layer.weight_bytes,
+            "kv_bytes": reported.layer.kv_bytes,
+            "comm_bytes": dict(reported.layer.comm_bytes),
+            "collectives": reported.layer.collectives,
+            "seconds": calibration.stage_seconds(reported.layer, chip),
+        },
+    }
+    return PhaseEstimate(
+        phase=phase,
+        mesh_shape=tuple(mesh_shape),
+        chip=chip,
+        step_time_s=step,
+        latency_s=latency,
+        tokens_per_s=passes.tokens / latency,
+        mfu=model_flops_utilization(config, passes.tokens, chips, chip.peak_flops, latency),
+        cost_chip_ms_per_token=chip_ms_per_token(chips, latency, passes.tokens),
+        memory_per_chip_bytes=memory,
+        fits=memory["total"] <= chip.hbm_bytes,
+        comm_bytes_per_chip=comm | {"other": 0.0},
+        details=details,
+    )

@@ -1,0 +1,46 @@
+"""What one phase of serving processes: the sizes the cost model (and the compiled step) are built for."""
+
+import dataclasses
+from typing import Literal
+
+from zoo.errors import ZooError
+
+WeightsDType = Literal["bf16", "int8"]
+WEIGHT_DTYPES = ("bf16", "int8")
+PHASES = ("prefill", "decode")
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """prefill: `batch` prompts of `input_len` tokens; decode: `gen_tokens` steps for `batch`
+    sequences whose KV cache holds `context_len` tokens when decoding starts. Weights are stored
+    as `weights` (matmuls stay bf16 either way), the cache as `kv_dtype`."""
+
+    batch: int
+    input_len: int
+    context_len: int
+    gen_tokens: int
+    weights: WeightsDType = "bf16"
+    kv_dtype: str = "bfloat16"
+
+    def __post_init__(self) -> None:
+        for field in ("batch", "input_len", "context_len", "gen_tokens"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ZooError(f"{field} must be a positive integer, got {value!r}")
+        if self.weights not in WEIGHT_DTYPES:
+            raise ZooError(f"weights must be one of {', '.join(WEIGHT_DTYPES)}, got {self.weights!r}")
+
+    def cache_len(self, phase: str) -> int:
+        """Tokens the KV cache holds in `phase`: the prompt in prefill; in decode, the context plus
+        every generated token (what the generation needs allocated). Estimate, compile and run all
+        size the cache by this."""
+        return self.input_len if phase == "prefill" else self.context_len + self.gen_tokens
+
+    def pass_tokens(self, phase: str) -> int:
+        """Tokens in one pass (B·L): the whole prompt batch in prefill, one per sequence in decode."""
+        return self.batch * (self.input_len if phase == "prefill" else 1)
+
+    def tokens(self, phase: str) -> int:
+        """Tokens the phase processes (prefill) or generates (decode)."""
+        return self.batch * (self.input_len if phase == "prefill" else self.gen_tokens)
