@@ -1,4 +1,4 @@
-"""`zoo reproduce-paper`: every published number of reference/paper.md §5 (and the Fig. 3 volumes)
+"""`zoo reproduce-paper`: every published number of docs/paper-model.md §5 (and the Fig. 3 volumes)
 beside the estimator's value and the relative error."""
 
 import json

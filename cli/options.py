@@ -1,4 +1,4 @@
-"""Options shared by every command, with the names DESIGN.md fixes, and the one-line error path.
+"""Options shared by every command, with the names the README fixes for scripts and experiment files, and the one-line error path.
 
 Defaults come from the library (the Cell dataclass and the matrix defaults), never from here.
 """

@@ -1,4 +1,4 @@
-"""The paper's layouts (reference/paper.md §4) as data.
+"""The paper's layouts (docs/paper-model.md §4) as data.
 
 Notation: a subscript names the mesh axes a dimension is split over (B L E_xyz); "partialsum-x" is a
 value still to be summed over x. The paper's F_yz is split with z as the major axis (PartitionSpec

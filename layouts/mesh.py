@@ -47,7 +47,7 @@ def _imbalance(shape: MeshShape) -> float:
 
 
 def choose_mesh_shape(chips: int, layout: Layout, config: ModelConfig, tokens: int | None = None) -> MeshShape:
-    """The mesh shape the paper's formulas favour for `layout` (reference/paper.md §4).
+    """The mesh shape the paper's formulas favour for `layout` (docs/paper-model.md §4).
 
     2D weight-stationary: X ≈ √(n·E/F) (0.5·√n for F = 4E), the rest split evenly over y and z.
     Weight-gathered over N chips (N = X, XY or XYZ): N ≈ √(BL·n/F), where `tokens` = B·L.

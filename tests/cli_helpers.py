@@ -18,7 +18,7 @@ ROW_TYPES = {
 
 
 def validate_row(row: dict) -> None:
-    """A DESIGN.md result row: every key, the right types, the nested blocks complete."""
+    """A result row (README.md, "Result rows"): every key, the right types, the nested blocks complete."""
     assert set(ROW_KEYS) <= set(row), set(ROW_KEYS) - set(row)
     for key, kind in ROW_TYPES.items():
         assert isinstance(row[key], kind), (key, row[key])

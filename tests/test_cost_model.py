@@ -1,4 +1,4 @@
-"""The cost model's closed forms (reference/paper.md §4) and its memory terms against the zoo."""
+"""The cost model's closed forms (docs/paper-model.md §4) and its memory terms against the zoo."""
 
 import math
 

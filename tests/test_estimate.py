@@ -1,5 +1,7 @@
 """Estimate rows: the schema, MFU and cost by definition, memory verdicts, bad input."""
 
+import dataclasses
+
 import pytest
 
 from layouts.bench.cell import Cell
@@ -97,3 +99,19 @@ def test_user_layout_is_estimated_from_its_rules(tmp_path):
     builtin = estimate_cell(Cell("palm-62b", chips=16, batch=16))
     assert [row.latency_s for row in mine] == [row.latency_s for row in builtin]
     assert mine[0].layout == "my-2d"
+
+
+def test_the_cost_model_needs_no_cell():
+    """A partitioning, a chip, a mesh and a workload: the estimate a downstream user computes."""
+    from layouts import Partitioning, get_attention_layout, get_chip, get_layout
+    from layouts.cost import Workload, best_choice, estimate_phase
+    from zoo import get_preset
+
+    config = get_preset("palm-540b-64h")
+    partitioning = Partitioning(get_layout("2d-ws"), get_attention_layout("batch"), config)
+    workload = Workload(batch=64, input_len=2048, context_len=2048, gen_tokens=64, weights="int8")
+    found = estimate_phase(partitioning, get_chip("tpu-v4"), (4, 4, 4), workload, "decode")
+    (row,) = estimate_cell(dataclasses.replace(CELL, phase="decode"))
+    assert found.step_time_s == row.step_time_s and found.memory_per_chip_bytes == row.memory_per_chip_bytes and found.fits
+    best = best_choice(config, get_chip("tpu-v4"), 64, workload, "decode")
+    assert best.estimate.latency_s <= found.latency_s and best.layout in ("1d-ws", "2d-ws")

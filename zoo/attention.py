@@ -1,6 +1,6 @@
 """Attention with any number of KV heads (K = 1 multiquery, K = H multihead) and a KV cache.
 
-K and V are one fused projection W_kv [E, 2, K, Q] (reference/paper.md §3.4). Queries are grouped
+K and V are one fused projection W_kv [E, 2, K, Q] (docs/paper-model.md §4, paper §3.4). Queries are grouped
 over their KV head (H = K·G) so one code path serves multiquery, grouped and multihead attention.
 """
 

@@ -1,4 +1,4 @@
-"""int8 weights (reference/paper.md §3.6): per-output-channel symmetric int8 with bf16 scales for the
+"""int8 weights (docs/paper-model.md §4, paper §3.6): per-output-channel symmetric int8 with bf16 scales for the
 matmul weights; arithmetic stays in the compute dtype.
 
 A weight's scale is the largest magnitude over its contracted (input) dimensions divided by 127, one

@@ -45,7 +45,7 @@ class Weight(AbstractWeight):
 
 
 class Int8Weight(AbstractWeight):
-    """Per-output-channel symmetric int8 (reference/paper.md §3.6): value ≈ quantized · scale.
+    """Per-output-channel symmetric int8 (docs/paper-model.md §4, paper §3.6): value ≈ quantized · scale.
 
     `scale` has the weight's rank with size 1 on the contracted (input) dimensions, whose names are
     None there: a scale is split over the mesh exactly like its weight's output channels.

@@ -1,5 +1,5 @@
 """Compile rows: a Cell's phases compiled ahead of time for its target (`layouts.compiled.aot`),
-one DESIGN.md row per phase (source `compile`).
+one result row (README.md, "Result rows") per phase (source `compile`).
 
 Per chip, a compile row reports:
 - memory: `weights` and `kv_cache` are the per-chip shards of the program's arguments (exactly what

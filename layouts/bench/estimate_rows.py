@@ -1,5 +1,5 @@
 """Estimate rows: a Cell costed by the analytical model (`layouts.cost.estimate_phase`), one
-DESIGN.md row per phase (source `estimate`), with the breakdown behind each number in `details`.
+result row (README.md, "Result rows") per phase (source `estimate`), with the breakdown behind each number in `details`.
 
     estimate_cell(Cell("palm-540b-64h", chips=64, batch=64, decode_attention="batch", weights="int8"), mode="calibrated")
 """

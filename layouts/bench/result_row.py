@@ -1,4 +1,4 @@
-"""The result row of DESIGN.md: one object per (cell, phase, source), the same keys for every source.
+"""The result row (README.md, "Result rows"): one object per (cell, phase, source), the same keys for every source.
 
 Estimates, compiles and runs all produce these rows (the estimator and the compiler live in
 `layouts`, the runner and the reports in `cli`), so the schema is defined here, once.

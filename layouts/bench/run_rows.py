@@ -1,5 +1,5 @@
 """Run rows: a Cell's phases compiled for and timed on the local devices (`layouts.compiled`), one
-DESIGN.md row per phase (source `run`): the median of the timed repetitions, compile time apart."""
+result row (README.md, "Result rows") per phase (source `run`): the median of the timed repetitions, compile time apart."""
 
 import statistics
 

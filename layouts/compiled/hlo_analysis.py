@@ -6,7 +6,7 @@ axes its replica groups span, and how many times it runs per step (the product o
 of the while loops around it: the layer scan is a while loop, so a collective in its body runs once
 per layer). Asynchronous pairs (`all-gather-start` / `-done`) count once, at the start.
 
-Bytes per chip follow reference/paper.md §4, the convention the estimator uses:
+Bytes per chip follow docs/paper-model.md §4, the convention the estimator uses:
 - all-gather: the per-chip output (the gathered buffer);
 - reduce-scatter: the per-chip input (the buffer before scattering);
 - all-reduce, all-to-all, collective-permute: the per-chip buffer (input and output are the same size).

@@ -4,3 +4,22 @@ estimate of one phase of a workload on a chip and mesh (`estimator`), and the la
 
     from layouts.cost import Workload, estimate_phase
 """
+
+from layouts.cost.calibration import CALIBRATED, MODES, ROOFLINE, Calibration, get_mode
+from layouts.cost.estimator import PhaseEstimate, estimate_phase
+from layouts.cost.search import Choice, best_choice, paper_layout
+from layouts.cost.workload import Workload
+
+__all__ = [
+    "CALIBRATED",
+    "Calibration",
+    "Choice",
+    "MODES",
+    "PhaseEstimate",
+    "ROOFLINE",
+    "Workload",
+    "best_choice",
+    "estimate_phase",
+    "get_mode",
+    "paper_layout",
+]

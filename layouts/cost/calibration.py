@@ -1,5 +1,5 @@
 """How the cost model's terms become seconds: the roofline (the paper's idealised lower bound) and
-the calibrated model, whose few efficiency factors were fitted to reference/paper.md and nothing else.
+the calibrated model, whose few efficiency factors were fitted to docs/paper-model.md and nothing else.
 
 Per stage (one layer, or the output head), with c, m, k the compute, HBM and interconnect seconds at
 the chip's peaks and n the number of collectives:

@@ -1,4 +1,4 @@
-"""The paper reproduced: every number of reference/paper.md §5 and the Fig. 3 volumes of §4,
+"""The paper reproduced: every number of docs/paper-model.md §5 and the Fig. 3 volumes of §4,
 recomputed by the estimator beside the published value, with the relative error of each and the
 median and maximum over all. The published values appear here (and in the calibration's fit data,
 layouts/cost/calibration.py) and nowhere else."""
@@ -65,7 +65,7 @@ def ffn_volume_bytes(layout: str, *, d_model: int, d_ff: int, tokens: int, mesh:
     return sum(c.elements.value(ways, tokens, 1, 1) * 2 for c in template.layer_collectives if c.where in ffn)
 
 
-# Table 1 (reference/paper.md §5): (model, attention, batch) -> published longest context.
+# Table 1 (docs/paper-model.md §5): (model, attention, batch) -> published longest context.
 TABLE_1 = {
     ("palm-540b-multihead", "heads", 128): 1320,
     ("palm-540b-multihead", "heads", 512): 330,

@@ -1,4 +1,4 @@
-"""The analytical cost model's terms, per chip and per layer (reference/paper.md §3-4).
+"""The analytical cost model's terms, per chip and per layer (docs/paper-model.md §3-4).
 
 The communication is derived from a partitioning's rules, not from its name, so a user-written layout
 is costed like a built-in one. One layer's dataflow follows the zoo's block (zoo/block.py) through the
