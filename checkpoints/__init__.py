@@ -22,7 +22,7 @@ from checkpoints.errors import (
     TruncatedArrayError,
 )
 from checkpoints.manifest import Manifest, read_manifest
-from checkpoints.restore import abstract_model, restore, verify
+from checkpoints.restore import manifest_model, restore, verify
 from checkpoints.save import save
 from checkpoints.shipped import SHIPPED_CHECKPOINT, load_shipped
 
@@ -42,7 +42,7 @@ __all__ = [
     "ProtectedDirectoryError",
     "SHIPPED_CHECKPOINT",
     "TruncatedArrayError",
-    "abstract_model",
+    "manifest_model",
     "convert_dtype",
     "load_shipped",
     "read_manifest",

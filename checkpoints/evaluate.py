@@ -34,13 +34,13 @@ def main() -> None:
 
     from checkpoints.corpus import held_out_windows
     from checkpoints.manifest import read_manifest
-    from checkpoints.restore import abstract_model, restore
+    from checkpoints.restore import manifest_model, restore
     from checkpoints.shipped import SHIPPED_CHECKPOINT
     from zoo.quantization import quantize
 
     directory = sys.argv[1] if len(sys.argv) > 1 else SHIPPED_CHECKPOINT
     manifest = read_manifest(directory)
-    model = restore(directory, abstract_model(manifest))
+    model = restore(directory, manifest_model(manifest))
     windows = held_out_windows()
     report = {"checkpoint": str(directory), "held_out_bytes_predicted": int(windows[:, 1:].size)}
     report[manifest.weights] = round(bits_per_byte(model, windows), 4)

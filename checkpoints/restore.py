@@ -26,19 +26,16 @@ from checkpoints.errors import (
 )
 from checkpoints.manifest import ARRAYS_DIRECTORY, Manifest, read_manifest
 from checkpoints.storage import array_checkpointer
-from zoo import Transformer, build_abstract
-from zoo.quantization import quantize
+from zoo import Transformer
+from zoo.quantization import abstract_model
 
 # Fields that describe a config without changing its arrays' meaning.
 _DESCRIPTIVE_FIELDS = ("description",)
 
 
-def abstract_model(manifest: Manifest) -> Transformer:
+def manifest_model(manifest: Manifest) -> Transformer:
     """The abstract model a checkpoint holds, built from its manifest alone."""
-    abstract = build_abstract(manifest.config)
-    if manifest.weights == "int8":
-        abstract = jax.eval_shape(quantize, abstract)
-    return abstract
+    return abstract_model(manifest.config, "int8" if manifest.weights == "int8" else "bf16")
 
 
 def restore(directory: str | os.PathLike, target: Transformer, shardings=None, *, verify_checksums: bool = True) -> Transformer:
@@ -79,7 +76,7 @@ def check_target(manifest: Manifest, target: Transformer, directory: pathlib.Pat
     if weight_format(target) != manifest.weights:
         raise ConfigMismatchError(
             f"{directory}: checkpoint holds {manifest.weights} weights, the target {weight_format(target)}; "
-            "build the target with abstract_model(manifest), then quantize or convert after restoring"
+            "build the target with manifest_model(manifest), then quantize or convert after restoring"
         )
     wanted = named_arrays(target)
     absent = sorted(set(wanted) - set(manifest.arrays))
@@ -124,5 +121,5 @@ def verify(directory: str | os.PathLike, shardings=None) -> Manifest:
     """Reads every array of the checkpoint back (onto the first device, or split by `shardings` for
     a model larger than one device) and checks it; returns the manifest when all is well."""
     manifest = read_manifest(directory)
-    restore(directory, abstract_model(manifest), shardings)
+    restore(directory, manifest_model(manifest), shardings)
     return manifest

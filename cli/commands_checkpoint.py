@@ -65,9 +65,9 @@ def _check_out(out: pathlib.Path, overwrite: bool, abstract) -> None:
 
 def _source(source: pathlib.Path):
     """The abstract model the checkpoint at `source` holds, from its manifest alone."""
-    from checkpoints import abstract_model, read_manifest
+    from checkpoints import manifest_model, read_manifest
 
-    return abstract_model(read_manifest(source))
+    return manifest_model(read_manifest(source))
 
 
 def _read(source: pathlib.Path, target, layout, attention, mesh):
@@ -114,27 +114,23 @@ def init(model: str, weights: str, seed: int, layout, attention, mesh, overwrite
     """Write a randomly initialised MODEL to OUT, created directly in its shards."""
     import jax
 
-    from layouts.compiled.aot import abstract_model
     from layouts.compiled.local_memory import check_fits_locally
-    from zoo import Transformer, build_abstract, get_preset
-    from zoo.quantization import quantize
+    from layouts.sharding import init_in_shards
+    from zoo import build_abstract, get_preset
+    from zoo.quantization import abstract_model
 
     def action():
         config = get_preset(model)
         _check_out(out, overwrite, abstract_model(config, weights))
         abstract = build_abstract(config)
-        shardings = _shardings(abstract, layout, attention, mesh)
+        shardings = _shardings(abstract_model(config, weights), layout, attention, mesh)
         # The model at its dtype, plus one stacked weight drawn in float32 before its cast (and, for
         # int8, the quantized copy beside it): checked against the devices' free memory first.
         arrays = jax.tree.leaves(abstract)
         largest_float32 = max(math.prod(leaf.shape) for leaf in arrays) * 4
         needed = sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in arrays) * (1.5 if weights == "int8" else 1) + largest_float32
         check_fits_locally(int(needed), f"initialising {config.name}")
-        # Initialised inside jit with the target shardings: no device ever holds the whole model.
-        initialise = jax.jit(lambda key: Transformer(config, key=key), out_shardings=shardings)
-        network = initialise(jax.random.key(seed))
-        if weights == "int8":
-            network = jax.jit(quantize)(network)
+        network = init_in_shards(config, shardings, jax.random.key(seed), weights)
         _write(network, out, overwrite, output_format)
 
     _guarded(action)
@@ -167,14 +163,14 @@ def quantize(layout, attention, mesh, overwrite: bool, output_format: str, sourc
     """Write SOURCE's weights as int8 (per-output-channel, bf16 scales) to OUT."""
     import jax
 
-    from checkpoints import CheckpointError, abstract_model, read_manifest
+    from checkpoints import CheckpointError, manifest_model, read_manifest
     from zoo.quantization import quantize as to_int8
 
     def action():
         manifest = read_manifest(source)
         if manifest.weights == "int8":
             raise CheckpointError(f"{source} already holds int8 weights; quantize a bf16 or float32 checkpoint")
-        target = abstract_model(manifest)
+        target = manifest_model(manifest)
         _check_out(out, overwrite, jax.eval_shape(to_int8, target))
         _write(jax.jit(to_int8)(_read(source, target, layout, attention, mesh)), out, overwrite, output_format)
 

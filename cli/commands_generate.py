@@ -128,10 +128,10 @@ def _manifest(directory: pathlib.Path, model: str | None):
 
 
 def _restored(directory: pathlib.Path, manifest):
-    from checkpoints import CheckpointError, abstract_model, restore
+    from checkpoints import CheckpointError, manifest_model, restore
 
     try:
-        return restore(directory, abstract_model(manifest))
+        return restore(directory, manifest_model(manifest))
     except CheckpointError as error:
         raise usage_error(error) from None
 

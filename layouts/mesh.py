@@ -59,6 +59,11 @@ def choose_mesh_shape(chips: int, layout: Layout, config: ModelConfig, tokens: i
         return _nearest_shape(chips, tuple(layout.rules["weight"]["embed"]), math.sqrt(chips * E / F))
     if layout.family == "weight-gathered" and tokens:
         return _nearest_shape(chips, layout.gathered_axes, math.sqrt(tokens * chips / F))
+    return balanced_shape(chips)
+
+
+def balanced_shape(chips: int) -> MeshShape:
+    """The most balanced torus of `chips` chips (ties go to the first factorization)."""
     return _nearest_shape(chips, (), None)
 
 

@@ -12,6 +12,7 @@ from zoo.config import ModelConfig
 from zoo.constraints import Constrain
 from zoo.kv_cache import CACHE_NAMES, KVCache
 from zoo.logical_axes import Role
+from zoo.quantization import abstract_model, quantize
 from zoo.transformer import Transformer
 from zoo.weights import Int8Weight, is_weight
 
@@ -93,11 +94,21 @@ def make_constrain(partitioning: Partitioning, mesh: Mesh) -> Constrain:
     return constrain
 
 
-def init_sharded_model(config: ModelConfig, partitioning: Partitioning, mesh: Mesh, key) -> Transformer:
-    """A randomly initialised model created directly in its shards: no host ever holds it whole."""
-    abstract = jax.eval_shape(lambda k: Transformer(config, key=k), key)
-    shardings = param_shardings(abstract, partitioning, mesh)
-    return jax.jit(lambda k: Transformer(config, key=k), out_shardings=shardings)(key)
+def init_in_shards(config: ModelConfig, shardings, key, weights: str = "bf16") -> Transformer:
+    """A randomly initialised model (its matmul weights int8 if `weights` says so) created inside jit
+    straight into `shardings` (a tree like `abstract_model(config, weights)`; None: one device), so
+    no device ever holds the whole model."""
+
+    def build(k):
+        model = Transformer(config, key=k)
+        return quantize(model) if weights == "int8" else model
+
+    return jax.jit(build, out_shardings=shardings)(key)
+
+
+def init_sharded_model(config: ModelConfig, partitioning: Partitioning, mesh: Mesh, key, weights: str = "bf16") -> Transformer:
+    """A randomly initialised model created directly in its shards under `partitioning`."""
+    return init_in_shards(config, param_shardings(abstract_model(config, weights), partitioning, mesh), key, weights)
 
 
 def shard_model(model: Transformer, partitioning: Partitioning, mesh: Mesh) -> Transformer:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from checkpoints import abstract_model, convert_dtype, read_manifest, restore, save
+from checkpoints import manifest_model, convert_dtype, read_manifest, restore, save
 from checkpoints.array_tree import named_arrays
 from layouts import FFN_LAYOUTS, Partitioning, get_attention_layout, get_layout, make_constrain, make_mesh, param_shardings, shard_model
 from zoo import Int8Weight, Transformer, generate_jit, get_preset
@@ -72,7 +72,7 @@ def test_int8_checkpoint_restores_sharded_under_a_layout(quantized, devices, tmp
     save(quantized, tmp_path / "int8")
     manifest = read_manifest(tmp_path / "int8")
     assert manifest.weights == "int8"
-    target = abstract_model(manifest)
+    target = manifest_model(manifest)
     mesh = make_mesh((2, 2, 2), devices)
     restored = restore(tmp_path / "int8", target, param_shardings(target, _partitioning("2d-ws"), mesh))
     for name, array in named_arrays(restored).items():

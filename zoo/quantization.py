@@ -72,3 +72,12 @@ def quantized_weights(model: Transformer) -> dict[tuple[str, ...], Int8Weight]:
     found = {path: _get(model, path) for path in _CONTRACTED}
     return {path: weight for path, weight in found.items() if isinstance(weight, Int8Weight)}
 
+
+
+def abstract_model(config, weights: str = "bf16") -> Transformer:
+    """The model's shapes and dtypes, allocating nothing: as built, or with int8 weights (`weights`
+    "int8") quantized abstractly. What a compile is lowered with and a checkpoint is restored into."""
+    from zoo.transformer import build_abstract
+
+    model = build_abstract(config)
+    return eqx.filter_eval_shape(quantize, model) if weights == "int8" else model

@@ -15,7 +15,6 @@ import re
 import time
 from typing import Any
 
-import equinox as eqx
 import jax
 import numpy as np
 from jax.sharding import Mesh
@@ -27,19 +26,9 @@ from layouts.mesh import MeshShape, make_mesh
 from layouts.steps import build_steps
 from zoo.errors import ZooError
 from zoo.kv_cache import abstract_cache
-from zoo.transformer import build_abstract
+from zoo.quantization import abstract_model
 
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-
-
-def abstract_model(config, weights: str):
-    """The model's shapes and dtypes (int8 weights quantized abstractly), allocating nothing."""
-    model = build_abstract(config)
-    if weights == "int8":
-        from zoo.quantization import quantize
-
-        model = eqx.filter_eval_shape(quantize, model)
-    return model
 
 
 def shard_bytes(tree) -> int:

@@ -16,18 +16,14 @@ import jax.numpy as jnp
 from layouts.compiled.aot import CompiledPhase
 from layouts.compiled.local_memory import check_fits_locally
 from layouts.cost.workload import Workload
+from layouts.sharding import init_in_shards
 from zoo.config import ModelConfig
 from zoo.kv_cache import KVCache, init_cache
-from zoo.transformer import Transformer
 
 def _materialize(config, weights: str, arguments, phase: str, context_len: int, seed: int):
     """Real arrays with the abstract arguments' shardings: random weights, tokens and a cache."""
-    from zoo.quantization import quantize
-
     model_arguments, token_argument, cache_arguments = arguments
-    model_shardings = jax.tree.map(lambda leaf: leaf.sharding, model_arguments)
-    make_model = (lambda key: quantize(Transformer(config, key=key))) if weights == "int8" else (lambda key: Transformer(config, key=key))
-    model = jax.jit(make_model, out_shardings=model_shardings)(jax.random.key(seed))
+    model = init_in_shards(config, jax.tree.map(lambda leaf: leaf.sharding, model_arguments), jax.random.key(seed), weights)
     tokens = jax.jit(
         lambda key: jax.random.randint(key, token_argument.shape, 0, config.vocab, dtype=jnp.int32), out_shardings=token_argument.sharding
     )(jax.random.key(seed + 1))

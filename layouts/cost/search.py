@@ -15,8 +15,8 @@ from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.cost.estimator import PhaseEstimate, estimate_phase
 from layouts.cost.workload import Workload
 from layouts.hardware import Chip
-from layouts.layout import Partitioning
-from layouts.mesh import MeshShape, choose_mesh_shape, factorizations
+from layouts.layout import MESH_AXES, Partitioning
+from layouts.mesh import MeshShape, balanced_shape, choose_mesh_shape, factorizations
 from zoo.config import ModelConfig
 from zoo.errors import ZooError
 from zoo.presets import get_preset
@@ -49,8 +49,7 @@ def paper_layout(model: str, phase: str, *, chips: int, batch: int, input_len: i
 
 
 def _balanced_axes(chips: int, axes: tuple[str, ...]) -> list[int]:
-    shape = min(factorizations(chips), key=lambda s: max(s) / min(s))
-    return [dict(zip("xyz", shape))[axis] for axis in axes]
+    return [dict(zip(MESH_AXES, balanced_shape(chips)))[axis] for axis in axes]
 
 
 @dataclasses.dataclass(frozen=True)
