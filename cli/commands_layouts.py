@@ -9,11 +9,20 @@ from cli.report import human_bytes
 from cli.tables import Column, fitted_table, table_console
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.bench.cell import Cell
+from layouts.cost.terms import collective_kinds
+from layouts.cost.workload import PHASES
 from layouts.introspect import describe
 from layouts.layout import Partitioning
 from layouts.mesh import choose_mesh_shape, format_mesh, parse_mesh
 from layouts.registry import get_attention_layout, get_layout
 from zoo.presets import get_preset
+
+
+_EXAMPLE_MODEL = "palm-8b"
+
+
+def _implied(partitioning: Partitioning) -> str:
+    return "; ".join(f"{phase}: {', '.join(collective_kinds(partitioning, phase)) or 'none'}" for phase in PHASES)
 
 
 def _spec_text(spec) -> str:
@@ -51,12 +60,19 @@ def layouts_command(name, model, chips, mesh, attention, batch, context_len, gen
     if model is None:
         if chips is not None or mesh is not None:
             raise click.UsageError("--chips/--mesh need --model")
-        entry = {"name": layout.name, "summary": layout.summary, "algorithm": layout.algorithm, "collectives": list(layout.collectives),
-                 "phase": layout.phase, "family": layout.family, "rules": {role.value: dict(table) for role, table in layout.rules.items()}}  # fmt: skip
+        # The collectives follow from the rules and the model; shown for a paper model as an example.
+        example = Partitioning(layout, attention_layout, get_preset(_EXAMPLE_MODEL))
+        kinds = {phase: list(collective_kinds(example, phase)) for phase in PHASES}
+        entry = {"name": layout.name, "summary": layout.summary, "algorithm": layout.algorithm, "phase": layout.phase, "family": layout.family,
+                 "collectives": {"model": _EXAMPLE_MODEL, "attention": attention_layout.name, **kinds},
+                 "rules": {role.value: dict(table) for role, table in layout.rules.items()}}  # fmt: skip
         if output_format == "json":
             click.echo(json.dumps(entry))
         else:
-            click.echo(f"{layout.name} ({layout.family}, meant for {layout.phase}): {layout.summary}\n\n{layout.algorithm}\n\nexpected collectives: {', '.join(layout.collectives)}")
+            click.echo(
+                f"{layout.name} ({layout.family}, meant for {layout.phase}): {layout.summary}\n\n{layout.algorithm}\n\n"
+                f"collectives per layer ({_EXAMPLE_MODEL}, attention over {attention_layout.name}; --model M --chips N for another): {_implied(example)}"
+            )
         return
 
     config = run_guarded(lambda: get_preset(model))
@@ -79,3 +95,4 @@ def layouts_command(name, model, chips, mesh, attention, batch, context_len, gen
     lines = [[p.path, ", ".join("-" if n is None else n for n in p.names), _spec_text(p.spec), str(p.shape), str(p.per_chip_shape), human_bytes(p.per_chip_bytes)] for p in placements]
     table_console().print(fitted_table(columns, lines, f"{partitioning.name} · {model} · mesh {format_mesh(shape)} · batch {batch}, cache {context_len}+{gen_tokens} tokens"))
     click.echo(f"per chip: weights {human_bytes(report.weight_bytes_per_chip)}, KV cache {human_bytes(report.cache_bytes_per_chip)}")
+    click.echo(f"collectives per layer: {_implied(partitioning)}")

@@ -39,7 +39,6 @@ def ffn_layout(
     name: str,
     summary: str,
     algorithm: str,
-    collectives: tuple[str, ...],
     *,
     stored: tuple[Axes, Axes],
     used: tuple[Axes, Axes],
@@ -76,7 +75,6 @@ def ffn_layout(
         summary=summary,
         algorithm=algorithm,
         rules={**weight_tables, Role.ACTIVATION: activations},
-        collectives=collectives,
         phase=phase,
     )
 
@@ -86,7 +84,6 @@ ONE_D_WEIGHT_STATIONARY = ffn_layout(
     "1D weight-stationary (Megatron): weights split over d_ff on all chips; communication flat in chip count",
     "W_in E F_xyz, W_out F_xyz E. BLE_xyz -allgather(xyz)-> BLE -einsum-> BLF_xyz -gelu-> "
     "-einsum-> BLE partialsum-xyz -reducescatter(xyz)-> BLE_xyz. T_comm = 2BLE/bw per layer.",
-    ("all-gather", "reduce-scatter"),
     stored=((), XYZ),
     used=((), XYZ),
     batch=(),
@@ -102,7 +99,6 @@ TWO_D_WEIGHT_STATIONARY = ffn_layout(
     "-reducescatter(x)-> BLF_yzx -gelu-> -allgather(x)-> BLF_yz -einsum-> BLE_x partialsum-yz "
     "-reducescatter(yz)-> BLE_xyz. T_comm = (2BL/bw)(E/X + F/YZ); optimum X = √(nE/F). "
     "A multiquery K/V head is all-reduced over x after its projection.",
-    ("all-gather", "reduce-scatter", "all-reduce"),
     stored=(("x",), ("z", "y")),
     used=(("x",), ("z", "y")),
     batch=(),
@@ -117,7 +113,6 @@ WEIGHT_GATHERED_X = ffn_layout(
     "W_in stored E_x F_yz -allgather(x)-> E F_yz. B_xLE_yz -allgather(yz)-> B_xLE -einsum-> B_xLF_yz "
     "-gelu-> -einsum-> B_xLE partialsum-yz -reducescatter(yz)-> B_xLE_yz. "
     "T = 2EFN/(n·bw) + 2BLE/(N·bw), N = X.",
-    ("all-gather", "reduce-scatter"),
     stored=(("x",), ("z", "y")),
     used=((), ("z", "y")),
     batch=("x",),
@@ -132,7 +127,6 @@ WEIGHT_GATHERED_XY = ffn_layout(
     "Weight-gathered over xy: weights all-gathered over x and y before use; batch split over xy",
     "W_in stored E_x F_yz -allgather(xy)-> E F_z. B_xyLE_z -allgather(z)-> B_xyLE -einsum-> B_xyLF_z "
     "-gelu-> -einsum-> B_xyLE partialsum-z -reducescatter(z)-> B_xyLE_z. N = XY.",
-    ("all-gather", "reduce-scatter"),
     stored=(("x",), ("z", "y")),
     used=((), ("z",)),
     batch=("x", "y"),
@@ -147,7 +141,6 @@ WEIGHT_GATHERED_XYZ = ffn_layout(
     "Weight-gathered over xyz: weights fully all-gathered before use; batch split over all chips, no activation traffic",
     "W_in stored E_x F_yz -allgather(xyz)-> E F. B_xyzLE -einsum-> B_xyzLF -gelu-> -einsum-> B_xyzLE. "
     "Only weights move: T = 2EF/bw per layer, flat in batch.",
-    ("all-gather",),
     stored=(("x",), ("z", "y")),
     used=((), ()),
     batch=XYZ,

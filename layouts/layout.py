@@ -83,13 +83,12 @@ def _frozen_rules(rules: Mapping[Role, Rules]) -> Mapping[Role, Rules]:
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """An FFN / weights layout. The docstring of each built-in gives its algorithm in subscript
-    notation; `collectives` are the collective kinds its compiled decode step should contain."""
+    notation; the collectives it implies follow from its rules (`layouts.cost.collective_kinds`)."""
 
     name: str
     summary: str
     algorithm: str  # subscript notation, e.g. "W_in E_x F_yz; BLE_xyz -allgather(yz)-> BLE_x -> ..."
     rules: Mapping[Role, Rules]  # roles WEIGHT, WEIGHT_USE, ACTIVATION
-    collectives: tuple[str, ...]  # expected kinds: "all-gather", "reduce-scatter", "all-reduce", "all-to-all"
     phase: Phase = "any"
 
     def __post_init__(self) -> None:

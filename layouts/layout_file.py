@@ -6,7 +6,6 @@ An FFN layout:
     name = "my-2d"
     summary = "..."
     algorithm = "W_in E_x F_yz ..."
-    collectives = ["all-gather", "reduce-scatter"]
     phase = "decode"                      # optional: prefill | decode | any
     [weight]                              # how weights are stored
     embed = ["x"]
@@ -33,7 +32,7 @@ from layouts.layout import AttentionLayout, Layout
 from layouts.toml_file import read_toml
 from zoo.logical_axes import Role
 
-_FFN_KEYS = {"kind", "name", "summary", "algorithm", "collectives", "phase", "weight", "weight_use", "activation"}
+_FFN_KEYS = {"kind", "name", "summary", "algorithm", "phase", "weight", "weight_use", "activation"}
 _ATTENTION_KEYS = {"kind", "name", "summary", "batch_axes", "phase"}
 
 
@@ -75,10 +74,7 @@ def load(path_like: str | Path) -> Layout | AttentionLayout:
             if not isinstance(table, dict):
                 raise LayoutFileError(f"{path}: missing table [{role.value}] mapping logical names to mesh axes")
             rules[role] = {key: _axes(path, f"{role.value}.{key}", value) for key, value in table.items()}
-        collectives = data.get("collectives", [])
-        if not isinstance(collectives, list) or not all(isinstance(c, str) for c in collectives):
-            raise LayoutFileError(f"{path}: key 'collectives' must be a list of strings")
-        return Layout(name, summary, _string(path, data, "algorithm", ""), rules, tuple(collectives), phase=phase)
+        return Layout(name, summary, _string(path, data, "algorithm", ""), rules, phase=phase)
     except LayoutFileError:
         raise
     except LayoutError as error:
@@ -99,7 +95,7 @@ def dumps(layout: Layout | AttentionLayout, name: str | None = None) -> str:
     lines = [f"name = {_toml_string(name or layout.name)}", f"summary = {_toml_string(layout.summary)}", f"phase = {_toml_string(layout.phase)}"]
     if isinstance(layout, AttentionLayout):
         return "\n".join(['kind = "attention"', *lines, f"batch_axes = {_toml_axes(layout.batch_axes)}"]) + "\n"
-    lines = ['kind = "ffn"', *lines, f"algorithm = {_toml_string(layout.algorithm)}", f"collectives = {_toml_axes(layout.collectives)}"]
+    lines = ['kind = "ffn"', *lines, f"algorithm = {_toml_string(layout.algorithm)}"]
     for role in (Role.WEIGHT, Role.WEIGHT_USE, Role.ACTIVATION):
         lines.append(f"[{role.value}]")
         lines += [f"{logical} = {_toml_axes(axes)}" for logical, axes in sorted(layout.rules[role].items())]

@@ -89,7 +89,7 @@ def test_user_layout_is_estimated_from_its_rules(tmp_path):
     from layouts.builtin import TWO_D_WEIGHT_STATIONARY
 
     rules = TWO_D_WEIGHT_STATIONARY.rules
-    lines = ['kind = "ffn"', 'name = "my-2d"', 'summary = "copy"', 'algorithm = "E_x F_yz"', 'collectives = ["all-gather"]']
+    lines = ['kind = "ffn"', 'name = "my-2d"', 'summary = "copy"', 'algorithm = "E_x F_yz"']
     for role in ("weight", "weight_use", "activation"):
         lines.append(f"[{role}]")
         lines += [f"{name} = {list(axes)!r}".replace("'", '"') for name, axes in rules[role].items()]

@@ -23,7 +23,6 @@ USER_2D = """
 kind = "ffn"
 name = "my-2d"
 summary = "2D weight-stationary written by hand"
-collectives = ["all-gather", "reduce-scatter"]
 phase = "decode"
 [weight]
 layers = []
@@ -60,7 +59,29 @@ def test_built_in_names():
     assert set(FFN_LAYOUTS) == {"1d-ws", "2d-ws", "wg-x", "wg-xy", "wg-xyz"}
     assert {"heads", "batch", "batch-z", "batch-yz"} <= set(ATTENTION_LAYOUTS)
     for layout in FFN_LAYOUTS.values():
-        assert layout.algorithm and layout.collectives and layout.summary
+        assert layout.algorithm and layout.summary
+
+
+@pytest.mark.parametrize(
+    "name,kinds",
+    [
+        ("1d-ws", ("all_gather", "reduce_scatter")),
+        ("2d-ws", ("all_gather", "reduce_scatter", "all_reduce")),
+        ("wg-x", ("all_gather", "reduce_scatter")),
+        ("wg-xy", ("all_gather", "reduce_scatter")),
+        ("wg-xyz", ("all_gather",)),
+    ],
+)
+def test_the_collectives_a_layout_implies_follow_from_its_rules(name, kinds):
+    """The paper's per-layer collectives (docs/paper-model.md §4); 2D's all-reduce is the multiquery
+    K/V head, replicated over heads and summed over x after its projection."""
+    from layouts.cost.terms import collective_kinds
+
+    partitioning = Partitioning(FFN_LAYOUTS[name], ATTENTION_LAYOUTS["heads"], get_preset("palm-8b"))
+    assert collective_kinds(partitioning, "decode") == kinds
+    # Attention over the batch adds all-to-alls, except where the batch is split on every axis already.
+    batch = Partitioning(FFN_LAYOUTS[name], ATTENTION_LAYOUTS["batch"], get_preset("palm-8b"))
+    assert ("all_to_all" in collective_kinds(batch, "decode")) == (name != "wg-xyz")
 
 
 def test_unknown_layout_names_list_valid_ones_and_the_nearest():
@@ -119,7 +140,7 @@ def test_layout_validation_at_construction():
     rules = {role: dict(table) for role, table in FFN_LAYOUTS["2d-ws"].rules.items()}
     rules[Role.ACTIVATION]["batch"] = ("q",)
     with pytest.raises(LayoutError, match="mesh axis 'q'"):
-        Layout("bad", "", "", rules, ())
+        Layout("bad", "", "", rules)
 
 
 def test_every_logical_name_a_model_uses_has_a_rule_in_every_partitioning():

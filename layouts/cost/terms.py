@@ -374,6 +374,13 @@ def phase_template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
     return entry[1]
 
 
+def collective_kinds(partitioning: Partitioning, phase: str) -> tuple[str, ...]:
+    """The kinds of collective one layer of `phase` runs under `partitioning`, in COLLECTIVE_KINDS
+    order: what a layout implies, derived from its rules as the estimate costs it."""
+    found = {collective.kind for collective in phase_template(partitioning, phase).layer_collectives}
+    return tuple(kind for kind in COLLECTIVE_KINDS if kind in found)
+
+
 @functools.cache
 def axis_ways(mesh_shape: tuple[int, int, int]) -> dict[Axes, int]:
     """The number of ways each (canonically ordered) set of mesh axes splits a dimension."""
