@@ -4,7 +4,6 @@ import csv
 import io
 import json
 from collections import defaultdict
-from pathlib import Path
 
 from rich.table import Table
 

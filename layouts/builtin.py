@@ -52,7 +52,7 @@ def ffn_layout(
     E_c F_d; the batch, the residual stream's E, a projection input's E and the hidden F (which
     query heads and the logits' vocabulary share). The output projections take their input where
     the weight in use keeps F (or H)."""
-    (stored_embed, stored_mlp), (used_embed, used_mlp) = stored, used
+    used_mlp = used[1]
     weight_tables = {
         role: {LAYERS: (), VOCAB: mlp, EMBED: embed, MLP: mlp, HEADS: mlp, HEAD_DIM: (), FUSED: (), POSITIONS: ()}
         for role, (embed, mlp) in ((Role.WEIGHT, stored), (Role.WEIGHT_USE, used))

@@ -30,6 +30,12 @@ _CONTRACTED: dict[tuple[str, ...], tuple[str, ...]] = {
 }
 
 
+def is_matmul_weight(path: tuple[str, ...]) -> bool:
+    """Whether the weight at `path` (attribute names from the model down) enters a matmul: the
+    weights that int8 quantizes; norms, biases and learned positions do not."""
+    return tuple(path) in _CONTRACTED
+
+
 def quantize_weight(weight: Weight, contracted: tuple[str, ...]) -> Int8Weight:
     axes = tuple(axis for axis, name in enumerate(weight.names) if name in contracted)
     value = weight.value.astype(jnp.float32)

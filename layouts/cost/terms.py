@@ -27,11 +27,16 @@ import functools
 import math
 from collections.abc import Mapping
 
-from layouts.divisibility import check_divides
+import jax
+
 from layouts.cost.workload import Workload
+from layouts.divisibility import check_divides
 from layouts.hardware import Chip
 from layouts.layout import MESH_AXES, Partitioning
 from zoo.config import ModelConfig, dtype_bytes
+from zoo.quantization import is_matmul_weight
+from zoo.transformer import build_abstract
+from zoo.weights import is_weight
 from zoo.logical_axes import (
     ACTIVATION_HEAD_DIM,
     ATTENTION_BATCH,
@@ -52,7 +57,6 @@ from zoo.logical_axes import (
     LOGITS_VOCAB,
     MATMUL_EMBED,
     MLP,
-    POSITIONS,
     RESIDUAL_EMBED,
     SEQ,
     VOCAB,
@@ -182,38 +186,20 @@ def _projection(x: _Tensor, contracted: int, weight_sizes, weight_axes, where: s
     return collectives, flops, out
 
 
-def _weight_table(config: ModelConfig) -> list[tuple[str, tuple[int, ...], tuple[str | None, ...], bool, bool]]:
-    """Every weight of the zoo's model as (path, shape, logical names, per layer, is a matrix),
-    mirroring the declarations in zoo/attention.py, zoo/mlp.py, zoo/norm.py and zoo/transformer.py
-    (tests/test_cost_model.py checks this against the zoo's own placements)."""
-    E, F, H, K, Q, V = config.d_model, config.d_ff, config.n_heads, config.n_kv_heads, config.d_head, config.vocab
-    G = config.mlp_matrices - 1
-    norm = [("scale", (E,), (EMBED,), True, False)] + ([("bias", (E,), (EMBED,), True, False)] if config.norm_bias else [])
-    table = [(f"attention_norm.{n}", s, names, layer, matrix) for n, s, names, layer, matrix in norm]
-    if config.block == "serial":
-        table += [(f"mlp_norm.{n}", s, names, layer, matrix) for n, s, names, layer, matrix in norm]
-    table += [
-        ("attention.w_q", (E, H, Q), (EMBED, HEADS, HEAD_DIM), True, True),
-        ("attention.w_kv", (E, 2, K, Q), (EMBED, FUSED, KV_HEADS, HEAD_DIM), True, True),
-        ("attention.w_o", (H, Q, E), (HEADS, HEAD_DIM, EMBED), True, True),
-        ("mlp.w_in", (E, G, F), (EMBED, FUSED, MLP), True, True),
-        ("mlp.w_out", (F, E), (MLP, EMBED), True, True),
-    ]
-    if config.use_bias:
-        table += [
-            ("attention.b_q", (H, Q), (HEADS, HEAD_DIM), True, False),
-            ("attention.b_kv", (2, K, Q), (FUSED, KV_HEADS, HEAD_DIM), True, False),
-            ("attention.b_o", (E,), (EMBED,), True, False),
-            ("mlp.b_in", (G, F), (FUSED, MLP), True, False),
-            ("mlp.b_out", (E,), (EMBED,), True, False),
-        ]
-    table.append(("embedding", (V, E), (VOCAB, EMBED), False, True))
-    if config.positions == "learned":
-        table.append(("positions", (config.max_positions, E), (POSITIONS, EMBED), False, False))
-    table += [(f"final_norm.{n}", s, names, False, matrix) for n, s, names, _, matrix in norm]
-    if not config.tie_embeddings:
-        table.append(("unembedding", (E, V), (EMBED, VOCAB), False, True))
-    return table
+@functools.cache
+def _weight_table(config: ModelConfig) -> tuple[tuple[str, tuple[int, ...], tuple[str | None, ...], bool, bool], ...]:
+    """Every weight of the zoo's model as (path, shape, logical names, per layer, is a matmul
+    weight), read from the model as the zoo builds it (abstractly): a stacked weight is given per
+    layer, its `layers` axis taken off and its path relative to the block ("attention.w_q")."""
+    table = []
+    for key_path, weight in jax.tree_util.tree_flatten_with_path(build_abstract(config), is_leaf=is_weight)[0]:
+        keys = tuple(jax.tree_util.keystr((key,), simple=True) for key in key_path)
+        shape, names = tuple(weight.value.shape), tuple(weight.names)
+        per_layer = bool(names) and names[0] == LAYERS
+        if per_layer:
+            shape, names = shape[1:], names[1:]
+        table.append((".".join(keys[1:] if per_layer else keys), shape, names, per_layer, is_matmul_weight(keys)))
+    return tuple(table)
 
 
 def _weight_term(partitioning: Partitioning, role: Role, shape, names, layers: int = 1) -> Term:
