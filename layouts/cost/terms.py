@@ -207,92 +207,117 @@ def _weight_term(partitioning: Partitioning, role: Role, shape, names, layers: i
     return Term(math.prod(shape) * layers, _canonical(axes))
 
 
-def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
-    config = partitioning.config
-    E, F, H, K, Q, V = config.d_model, config.d_ff, config.n_heads, config.n_kv_heads, config.d_head, config.vocab
-    G = config.mlp_matrices - 1
+class _Dataflow:
+    """The placements a pass moves its tensors through, with the collectives and the matmul FLOPs
+    that moving and multiplying them cost, under one partitioning."""
 
-    def act(name: str) -> Axes:
-        return partitioning.axes(Role.ACTIVATION, name)
+    def __init__(self, partitioning: Partitioning) -> None:
+        self.partitioning = partitioning
+        self.collectives: list[Collective] = []
+        self.flops: list[Term] = []
 
-    def use(*names: str) -> tuple[Axes, ...]:
-        return tuple(partitioning.axes(Role.WEIGHT_USE, name) for name in names)
+    def act(self, name: str) -> Axes:
+        return self.partitioning.axes(Role.ACTIVATION, name)
 
-    collectives: list[Collective] = []
-    flops: list[Term] = []
-    residual = _Tensor(("B", "L", E), (act(BATCH), act(SEQ), act(RESIDUAL_EMBED)))
-    matmul_input = (act(BATCH), act(SEQ), act(MATMUL_EMBED))
+    def use(self, *names: str) -> tuple[Axes, ...]:
+        return tuple(self.partitioning.axes(Role.WEIGHT_USE, name) for name in names)
 
-    def to_input(where: str) -> _Tensor:
-        collectives.extend(_move(residual, matmul_input, where))
-        return residual.placed(matmul_input)
-
-    def project(x: _Tensor, contracted: int, sizes, axes, where: str) -> _Tensor:
-        moved, cost, out = _projection(x, contracted, sizes, axes, where)
-        collectives.extend(moved)
-        flops.append(cost)
-        return out
-
-    def settle(tensor: _Tensor, destination: tuple[Axes, ...], where: str) -> _Tensor:
-        collectives.extend(_move(tensor, destination, where))
+    def settle(self, tensor: _Tensor, destination: tuple[Axes, ...], where: str) -> _Tensor:
+        self.collectives.extend(_move(tensor, destination, where))
         return tensor.placed(destination)
 
-    def attention(h: _Tensor) -> _Tensor:
-        q = project(h, 2, (E, H, Q), use(EMBED, HEADS, HEAD_DIM), "q projection")
-        q = settle(q, (act(BATCH), act(SEQ), act(HIDDEN_HEADS), act(ACTIVATION_HEAD_DIM)), "q projection")
-        kv = project(h, 2, (E, 2, K, Q), use(EMBED, FUSED, KV_HEADS, HEAD_DIM), "kv projection")
-        kv = settle(kv, (act(BATCH), act(SEQ), (), act(HIDDEN_KV_HEADS), act(ACTIVATION_HEAD_DIM)), "kv projection")
-        inside = (act(ATTENTION_BATCH), act(SEQ), act(ATTENTION_HEADS), act(ACTIVATION_HEAD_DIM))
-        settle(q, inside, "attention in")
-        settle(kv, (act(ATTENTION_BATCH), act(SEQ), (), act(ATTENTION_KV_HEADS), act(ACTIVATION_HEAD_DIM)), "attention in")
-        out = q.placed(inside)
-        out = settle(out, (act(BATCH), act(SEQ), act(HIDDEN_HEADS), act(ACTIVATION_HEAD_DIM)), "attention out")
-        out = _Tensor(out.sizes[:2] + (H * Q,), out.axes[:2] + (out.axes[2] + out.axes[3],))
-        return project(out, 2, (H * Q, E), (use(HEADS)[0] + use(HEAD_DIM)[0], use(EMBED)[0]), "o projection")
+    def project(self, x: _Tensor, contracted: int, sizes, axes, where: str) -> _Tensor:
+        moved, cost, out = _projection(x, contracted, sizes, axes, where)
+        self.collectives.extend(moved)
+        self.flops.append(cost)
+        return out
 
-    def mlp(h: _Tensor) -> _Tensor:
-        hidden = project(h, 2, (E, G * F), (use(EMBED)[0], use(FUSED)[0] + use(MLP)[0]), "ffn in")
-        hidden = settle(hidden, (act(BATCH), act(SEQ), act(HIDDEN_MLP)), "ffn hidden")
-        activated = _Tensor(("B", "L", F), hidden.axes)
-        return project(activated, 2, (F, E), use(MLP, EMBED), "ffn out")
 
-    if config.block == "parallel":
-        h = to_input("block in")
-        from_attention, from_mlp = attention(h), mlp(h)
-        summed = from_mlp.placed(from_mlp.axes, _canonical(from_attention.partial + from_mlp.partial))
-        settle(summed, residual.axes, "block out")
-    else:
-        settle(attention(to_input("attention in")), residual.axes, "attention out")
-        settle(mlp(to_input("ffn in")), residual.axes, "ffn out")
+def _attention(flow: _Dataflow, h: _Tensor, config: ModelConfig) -> _Tensor:
+    """Queries and fused K/V projected, moved to where attention runs and back, projected out."""
+    E, H, K, Q = config.d_model, config.n_heads, config.n_kv_heads, config.d_head
+    act, use = flow.act, flow.use
+    q = flow.project(h, 2, (E, H, Q), use(EMBED, HEADS, HEAD_DIM), "q projection")
+    q = flow.settle(q, (act(BATCH), act(SEQ), act(HIDDEN_HEADS), act(ACTIVATION_HEAD_DIM)), "q projection")
+    kv = flow.project(h, 2, (E, 2, K, Q), use(EMBED, FUSED, KV_HEADS, HEAD_DIM), "kv projection")
+    kv = flow.settle(kv, (act(BATCH), act(SEQ), (), act(HIDDEN_KV_HEADS), act(ACTIVATION_HEAD_DIM)), "kv projection")
+    inside = (act(ATTENTION_BATCH), act(SEQ), act(ATTENTION_HEADS), act(ACTIVATION_HEAD_DIM))
+    flow.settle(q, inside, "attention in")
+    flow.settle(kv, (act(ATTENTION_BATCH), act(SEQ), (), act(ATTENTION_KV_HEADS), act(ACTIVATION_HEAD_DIM)), "attention in")
+    out = flow.settle(q.placed(inside), (act(BATCH), act(SEQ), act(HIDDEN_HEADS), act(ACTIVATION_HEAD_DIM)), "attention out")
+    out = _Tensor(out.sizes[:2] + (H * Q,), out.axes[:2] + (out.axes[2] + out.axes[3],))
+    return flow.project(out, 2, (H * Q, E), (use(HEADS)[0] + use(HEAD_DIM)[0], use(EMBED)[0]), "o projection")
+
+
+def _mlp(flow: _Dataflow, h: _Tensor, config: ModelConfig) -> _Tensor:
+    """The fused input projection, the hidden placed for the nonlinearity, the output projection."""
+    E, F, G = config.d_model, config.d_ff, config.mlp_matrices - 1
+    hidden = flow.project(h, 2, (E, G * F), (flow.use(EMBED)[0], flow.use(FUSED)[0] + flow.use(MLP)[0]), "ffn in")
+    hidden = flow.settle(hidden, (flow.act(BATCH), flow.act(SEQ), flow.act(HIDDEN_MLP)), "ffn hidden")
+    return flow.project(_Tensor(("B", "L", F), hidden.axes), 2, (F, E), flow.use(MLP, EMBED), "ffn out")
+
+
+def _parallel_layer(flow: _Dataflow, residual: _Tensor, matmul_input: tuple[Axes, ...], config: ModelConfig) -> None:
+    """Paper §3.4: one input placement for attention and the MLP, their partial sums added and
+    reduced once into the residual."""
+    h = flow.settle(residual, matmul_input, "block in")
+    from_attention, from_mlp = _attention(flow, h, config), _mlp(flow, h, config)
+    summed = from_mlp.placed(from_mlp.axes, _canonical(from_attention.partial + from_mlp.partial))
+    flow.settle(summed, residual.axes, "block out")
+
+
+def _serial_layer(flow: _Dataflow, residual: _Tensor, matmul_input: tuple[Axes, ...], config: ModelConfig) -> None:
+    """Attention, then the MLP, each from and back to the residual stream."""
+    flow.settle(_attention(flow, flow.settle(residual, matmul_input, "attention in"), config), residual.axes, "attention out")
+    flow.settle(_mlp(flow, flow.settle(residual, matmul_input, "ffn in"), config), residual.axes, "ffn out")
+
+
+_LAYERS = {"parallel": _parallel_layer, "serial": _serial_layer}
+
+
+def _weight_gathers(partitioning: Partitioning, shape, names, where: str) -> tuple[Term, Term, Collective | None]:
+    """(stored, used) elements of a weight and the all-gather over the axes it is stored split on
+    and used whole on (weight-gathered layouts), if any."""
+    stored = _weight_term(partitioning, Role.WEIGHT, shape, names)
+    used = _weight_term(partitioning, Role.WEIGHT_USE, shape, names)
+    dropped = _canonical(set(stored.split) - set(used.split))
+    return stored, used, Collective("all_gather", dropped, used, True, where) if dropped else None
+
+
+def _output_head(partitioning: Partitioning, residual_axes: tuple[Axes, ...], phase: str) -> tuple[_Dataflow, Term]:
+    """The residual's positions that need logits (the last one in prefill) times the (tied)
+    embedding: its dataflow, and the embedding's elements as used."""
+    config, flow = partitioning.config, _Dataflow(partitioning)
+    act = flow.act
+    head_input = _Tensor(("B", 1 if phase == "prefill" else "L", config.d_model), (act(BATCH), act(SEQ), act(MATMUL_EMBED)))
+    flow.settle(_Tensor(head_input.sizes, residual_axes), head_input.axes, "head in")
+    logits = flow.project(head_input, 2, (config.d_model, config.vocab), flow.use(EMBED, VOCAB), "head")
+    flow.settle(logits, (act(BATCH), act(SEQ), act(LOGITS_VOCAB)), "logits")
+    _, used, gather = _weight_gathers(partitioning, (config.vocab, config.d_model), (VOCAB, EMBED), "embedding")
+    if gather is not None:
+        flow.collectives.append(gather)
+    return flow, used
+
+
+def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
+    config = partitioning.config
+    F, H, K, Q = config.d_ff, config.n_heads, config.n_kv_heads, config.d_head
+    G = config.mlp_matrices - 1
+    layer = _Dataflow(partitioning)
+    act = layer.act
+    residual = _Tensor(("B", "L", config.d_model), (act(BATCH), act(SEQ), act(RESIDUAL_EMBED)))
+    _LAYERS[config.block](layer, residual, (act(BATCH), act(SEQ), act(MATMUL_EMBED)), config)
 
     # Weights stored one way and used another are all-gathered before use, one layer at a time.
     weight_bytes, weight_gathers, gathered_extra = [], [], []
     for path, shape, names, per_layer, matrix in _weight_table(config):
-        if not (per_layer and matrix):
-            continue
-        stored = _weight_term(partitioning, Role.WEIGHT, shape, names)
-        used = _weight_term(partitioning, Role.WEIGHT_USE, shape, names)
-        weight_bytes.append(used)
-        dropped = _canonical(set(stored.split) - set(used.split))
-        if dropped:
-            weight_gathers.append(Collective("all_gather", dropped, used, True, path))
-            gathered_extra.append(stored)
-
-    # The output head: the residual's last positions normalised, times the (tied) embedding.
-    head_collectives_before = len(collectives)
-    head_input = _Tensor(("B", 1 if phase == "prefill" else "L", E), (act(BATCH), act(SEQ), act(MATMUL_EMBED)))
-    from_residual = _Tensor(head_input.sizes, residual.axes)
-    collectives.extend(_move(from_residual, head_input.axes, "head in"))
-    logits = project(head_input, 2, (E, V), use(EMBED, VOCAB), "head")
-    settle(logits, (act(BATCH), act(SEQ), act(LOGITS_VOCAB)), "logits")
-    head_flops = flops.pop()
-    head_stored = _weight_term(partitioning, Role.WEIGHT, (V, E), (VOCAB, EMBED))
-    head_used = _weight_term(partitioning, Role.WEIGHT_USE, (V, E), (VOCAB, EMBED))
-    head_dropped = _canonical(set(head_stored.split) - set(head_used.split))
-    if head_dropped:
-        collectives.append(Collective("all_gather", head_dropped, head_used, True, "embedding"))
-    head_collectives = tuple(collectives[head_collectives_before:])
-    del collectives[head_collectives_before:]
+        if per_layer and matrix:
+            stored, used, gather = _weight_gathers(partitioning, shape, names, path)
+            weight_bytes.append(used)
+            if gather is not None:
+                weight_gathers.append(gather)
+                gathered_extra.append(stored)
+    head, head_used = _output_head(partitioning, residual.axes, phase)
 
     attention_split = _canonical(act(ATTENTION_BATCH) + act(ATTENTION_HEADS))
     cache_split = _canonical(partitioning.axes(Role.CACHE, CACHE_BATCH) + partitioning.axes(Role.CACHE, CACHE_KV_HEADS))
@@ -305,16 +330,16 @@ def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
         stored_counts[term.split, matrix] = stored_counts.get((term.split, matrix), 0) + term.count
     stored_weights = tuple((Term(count, split), matrix) for (split, matrix), count in stored_counts.items())
     return PhaseTemplate(
-        layer_flops=tuple(flops),
+        layer_flops=tuple(layer.flops),
         # QKᵀ and the weighted sum over V: 4·B·L·S·H·Q, split over attention's batch and head axes.
         attention_flops=Term(4 * H * Q, attention_split, batch=True, seq=True, cache=True),
         layer_weight_bytes=tuple(weight_bytes),
         kv_elements=Term(2 * K * Q, cache_split, batch=True, seq=phase == "prefill", cache=phase == "decode"),
         kv_capacity=Term(2 * K * Q, cache_split, batch=True, cache=True),
-        layer_collectives=tuple(collectives) + tuple(weight_gathers),
-        head_flops=head_flops,
+        layer_collectives=tuple(layer.collectives) + tuple(weight_gathers),
+        head_flops=head.flops[0],
         head_weight_elements=head_used,
-        head_collectives=head_collectives,
+        head_collectives=tuple(head.collectives),
         stored_weights=stored_weights,
         activation_elements=(residual.term(), hidden.term(), *gathered_extra),
         checks=_checks(partitioning),
