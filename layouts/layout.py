@@ -112,10 +112,19 @@ class Layout:
         if self.phase not in ("prefill", "decode", "any"):
             raise LayoutError(f"layout {self.name!r}: phase must be prefill, decode or any, got {self.phase!r}")
 
+    def __hash__(self) -> int:
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        # The rules are read-only mappings, which do not hash: hash what they hold, once.
+        rules = tuple((role.value, tuple(sorted(table.items()))) for role, table in sorted(self.rules.items(), key=lambda item: item[0].value))
+        return hash((self.name, self.summary, self.algorithm, self.phase, rules))
+
     def axes(self, role: Role, name: str) -> tuple[str, ...]:
         return self.rules[role][name]
 
-    @property
+    @functools.cached_property
     def gathered_axes(self) -> tuple[str, ...]:
         """Mesh axes a weight is all-gathered over before use (empty for weight-stationary)."""
         stored = set(self.axes(Role.WEIGHT, "embed")) | set(self.axes(Role.WEIGHT, "mlp"))

@@ -99,7 +99,8 @@ class DimensionCheck:
     tensor: str
     name: str
     size: int | None
-    axes: Axes  # in the layout's order
+    axes: Axes  # in the layout's order, for the message
+    split: Axes = ()  # the same axes in canonical order, to look up their ways
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,21 +369,13 @@ def _checks(partitioning: Partitioning) -> tuple[DimensionCheck, ...]:
     )
     checks += [DimensionCheck("activation", name, size, partitioning.axes(Role.ACTIVATION, name)) for name, size in activations]
     checks += [DimensionCheck("kv cache", name, size, partitioning.axes(Role.CACHE, name)) for name, size in ((CACHE_BATCH, None), (CACHE_KV_HEADS, config.n_kv_heads))]
-    return tuple(check for check in checks if check.axes)
+    return tuple(dataclasses.replace(check, split=_canonical(check.axes)) for check in checks if check.axes)
 
 
-# Templates are cached per (FFN layout, attention layout, model, phase). Layouts hold mapping
-# proxies and so cannot be hashed; they are keyed by identity, and the entry keeps them alive so an
-# identity is never reused.
-_TEMPLATES: dict[tuple[int, int, ModelConfig, str], tuple[Partitioning, PhaseTemplate]] = {}
-
-
+@functools.lru_cache(maxsize=4096)  # a sweep of thousands of cells needs only a few templates
 def phase_template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
-    key = (id(partitioning.ffn), id(partitioning.attention), partitioning.config, phase)
-    entry = _TEMPLATES.get(key)
-    if entry is None or entry[0].ffn is not partitioning.ffn or entry[0].attention is not partitioning.attention:
-        entry = _TEMPLATES[key] = (partitioning, _template(partitioning, phase))
-    return entry[1]
+    """The per-chip terms of `phase` under `partitioning`, the workload left open."""
+    return _template(partitioning, phase)
 
 
 def collective_kinds(partitioning: Partitioning, phase: str) -> tuple[str, ...]:
@@ -405,9 +398,11 @@ def axis_ways(mesh_shape: tuple[int, int, int]) -> dict[Axes, int]:
 
 def check_divisible(template: PhaseTemplate, mesh_shape: tuple[int, int, int], batch: int, layout_name: str) -> None:
     """Raise IndivisibleDimensionError for the first dimension the mesh axes do not divide."""
-    size_of = dict(zip(MESH_AXES, mesh_shape))
+    ways = axis_ways(mesh_shape)
     for check in template.checks:
-        check_divides(check.tensor, check.name, batch if check.size is None else check.size, tuple(check.axes), size_of, layout_name)
+        size = batch if check.size is None else check.size
+        if size % ways[check.split]:  # only a failing check builds its message
+            check_divides(check.tensor, check.name, size, tuple(check.axes), dict(zip(MESH_AXES, mesh_shape)), layout_name)
 
 
 def collective_time(collective: Collective, bytes_per_chip: float, chip: Chip, mesh_shape: tuple[int, int, int]) -> float:
