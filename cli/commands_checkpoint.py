@@ -44,15 +44,14 @@ def _guarded(action):
 
 
 def _shardings(abstract, layout: str | None, attention: str, mesh: str):
-    from layouts import Partitioning, get_attention_layout, get_layout, make_mesh, param_shardings, parse_mesh
+    from layouts import get_partitioning, make_mesh, param_shardings, parse_mesh
 
     shape = parse_mesh(mesh)
     if layout is None:
         if shape != (1, 1, 1):
             raise click.UsageError(f"--mesh {mesh} needs a --layout to split the arrays by")
         return None
-    partitioning = Partitioning(ffn=get_layout(layout), attention=get_attention_layout(attention), config=abstract.config)
-    return param_shardings(abstract, partitioning, make_mesh(shape))
+    return param_shardings(abstract, get_partitioning(layout, attention, abstract.config), make_mesh(shape))
 
 
 def _check_out(out: pathlib.Path, overwrite: bool, abstract) -> None:

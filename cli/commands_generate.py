@@ -163,22 +163,14 @@ def _sharded(config, batch: int, chips: int, layout, prefill_layout, decode_layo
 
     import jax
 
-    from layouts import Partitioning, choose_mesh_shape, get_layout, make_mesh, parse_mesh, sharded_generate, weight_placements
+    from layouts import choose_mesh_shape, get_partitioning, make_mesh, parse_mesh, sharded_generate, weight_placements
     from zoo import build_abstract
 
     prefill_partitioning = run_guarded(
-        lambda: Partitioning(
-            get_layout(prefill_layout or layout or CELL_DEFAULTS["prefill_layout"]),
-            get_attention_layout(attention or CELL_DEFAULTS["prefill_attention"]),
-            config,
-        )
+        lambda: get_partitioning(prefill_layout or layout or CELL_DEFAULTS["prefill_layout"], attention or CELL_DEFAULTS["prefill_attention"], config)
     )
     decode_partitioning = run_guarded(
-        lambda: Partitioning(
-            get_layout(decode_layout or layout or CELL_DEFAULTS["decode_layout"]),
-            get_attention_layout(attention or _decode_attention_default(batch)),
-            config,
-        )
+        lambda: get_partitioning(decode_layout or layout or CELL_DEFAULTS["decode_layout"], attention or _decode_attention_default(batch), config)
     )
     devices = jax.devices()[:chips]
     shape = run_guarded(lambda: parse_mesh(mesh) if mesh else choose_mesh_shape(chips, decode_partitioning.ffn, config))

@@ -4,6 +4,7 @@ Defaults come from the library (the Cell dataclass and the matrix defaults), nev
 """
 
 import dataclasses
+import inspect
 
 import click
 
@@ -16,6 +17,11 @@ FORMAT = click.option(
 )
 
 CELL_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Cell) if field.default is not dataclasses.MISSING}
+
+
+def library_default(function, parameter: str):
+    """The default the library gives `parameter` of `function`: the CLI states none of its own."""
+    return inspect.signature(function).parameters[parameter].default
 
 
 def usage_error(error: Exception) -> click.UsageError:

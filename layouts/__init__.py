@@ -21,7 +21,7 @@ from layouts.hardware import CHIPS, Chip, get_chip, load_chips
 from layouts.layout import MESH_AXES, AttentionLayout, Layout, Partitioning
 from layouts.layout_file import load
 from layouts.mesh import choose_mesh_shape, factorizations, format_mesh, make_mesh, parse_mesh
-from layouts.registry import get_attention_layout, get_layout
+from layouts.registry import get_attention_layout, get_layout, get_partitioning
 from layouts.resolver import resolve
 from layouts.sharding import (
     Placement,
@@ -61,6 +61,7 @@ __all__ = [
     "get_attention_layout",
     "get_chip",
     "get_layout",
+    "get_partitioning",
     "init_sharded_model",
     "load",
     "load_chips",

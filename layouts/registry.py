@@ -1,11 +1,13 @@
 """Layouts by name: the built-ins, plus user-written layout files given by path."""
 
+import functools
 import os
 
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.errors import UnknownLayoutError
-from layouts.layout import AttentionLayout, Layout
+from layouts.layout import AttentionLayout, Layout, Partitioning
 from layouts.layout_file import load
+from zoo.config import ModelConfig
 from zoo.presets import unknown_name_message
 
 
@@ -34,3 +36,10 @@ def get_layout(name_or_path: str) -> Layout:
 def get_attention_layout(name_or_path: str) -> AttentionLayout:
     """A built-in attention layout by name, or a user attention layout file by path."""
     return _lookup(name_or_path, ATTENTION_LAYOUTS, AttentionLayout, "attention layout", "--attention", "attention")
+
+
+@functools.lru_cache(maxsize=4096)
+def get_partitioning(layout: str, attention: str, config: ModelConfig) -> Partitioning:
+    """The FFN layout and the attention layout (names or files) joined for `config`. Joining is
+    pure, so a matrix of thousands of cells needs only a few."""
+    return Partitioning(get_layout(layout), get_attention_layout(attention), config)

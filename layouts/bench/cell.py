@@ -5,13 +5,12 @@ with one line, before any expensive work.
 """
 
 import dataclasses
-import functools
 from typing import Literal
 
 from layouts.errors import MeshError
 from layouts.layout import Partitioning
 from layouts.mesh import MeshShape, choose_mesh_shape, format_mesh, parse_mesh
-from layouts.registry import get_attention_layout, get_layout
+from layouts.registry import get_partitioning
 from layouts.bench.result_row import ResultRow, Source
 from layouts.cost.workload import WeightsDType, Workload
 from zoo.config import ModelConfig
@@ -71,20 +70,14 @@ class Cell:
 
     def resolve(self) -> "ResolvedCell":
         config = get_preset(self.model)
-        prefill = _partitioning(self.prefill_layout, self.prefill_attention, config)
-        decode = _partitioning(self.decode_layout, self.decode_attention, config)
+        prefill = get_partitioning(self.prefill_layout, self.prefill_attention, config)
+        decode = get_partitioning(self.decode_layout, self.decode_attention, config)
         if self.mesh is not None:
             prefill_mesh = decode_mesh = parse_mesh(self.mesh)
         else:
             prefill_mesh = choose_mesh_shape(self.chips, prefill.ffn, config, tokens=self.workload.pass_tokens("prefill"))
             decode_mesh = choose_mesh_shape(self.chips, decode.ffn, config, tokens=self.workload.pass_tokens("decode"))
         return ResolvedCell(self, config, {"prefill": prefill, "decode": decode}, {"prefill": prefill_mesh, "decode": decode_mesh})
-
-
-@functools.lru_cache(maxsize=4096)
-def _partitioning(layout: str, attention: str, config: ModelConfig) -> Partitioning:
-    """Joining two layouts for a model is pure: a matrix of thousands of cells needs only a few."""
-    return Partitioning(get_layout(layout), get_attention_layout(attention), config)
 
 
 @dataclasses.dataclass(frozen=True)

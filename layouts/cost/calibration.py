@@ -33,7 +33,7 @@ from layouts.cost.terms import PassTerms, PhasePasses, StageTerms, phase_passes
 from layouts.cost.workload import Workload
 from layouts.hardware import Chip, get_chip
 from layouts.layout import Partitioning
-from layouts.registry import get_attention_layout, get_layout
+from layouts.registry import get_partitioning
 from zoo.errors import ZooError
 from zoo.presets import get_preset
 
@@ -97,7 +97,7 @@ class PublishedRun:
 
     @property
     def partitioning(self) -> Partitioning:
-        return Partitioning(get_layout(self.layout), get_attention_layout(self.attention), get_preset(self.model))
+        return get_partitioning(self.layout, self.attention, get_preset(self.model))
 
     def passes(self) -> PhasePasses:
         return phase_passes(self.partitioning, get_chip("tpu-v4"), self.mesh, self.workload, self.phase)
