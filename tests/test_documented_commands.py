@@ -28,7 +28,7 @@ NOT_RUN = {
     "python3 -m venv .venv": "the install: CI runs it from a clean clone",
     ".venv/bin/pip install": "the install: CI runs it from a clean clone",
     ".venv/bin/python -m pytest": "the test suite itself",
-    "python -m checkpoints.train_small_model": "retrains the shipped model (16-29 minutes) over checkpoints/palm-4m",
+    "python -m checkpoints.shipped.train_small_model": "retrains the shipped model (16-29 minutes) over checkpoints/palm-4m",
 }
 _SLOW = re.compile(r"zoo (compile|bench)\b|^\.venv/bin/zoo bench|checkpoints\.evaluate")
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from checkpoints import convert_dtype, read_manifest
-from checkpoints.corpus import held_out_windows, source_files
-from checkpoints.evaluate import bits_per_byte
+from checkpoints.shipped.corpus import held_out_windows, source_files
+from checkpoints.shipped.evaluate import bits_per_byte
 from checkpoints.shipped import SHIPPED_CHECKPOINT, load_shipped
 from layouts import FFN_LAYOUTS, Partitioning, get_attention_layout, get_layout, make_constrain, make_mesh, shard_model
-from checkpoints.training import TrainingRecipe, train
+from checkpoints.shipped.training import TrainingRecipe, train
 from zoo import Transformer, generate_jit, get_preset
 from zoo.quantization import quantize
 from zoo.tokenizer import decode

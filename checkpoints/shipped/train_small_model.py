@@ -1,7 +1,7 @@
 """Reproduces the shipped checkpoint: trains palm-4m on the standard library's source, stores it in
 bf16, and records its held-out bits per byte (bf16 and int8) beside it.
 
-    JAX_PLATFORMS=cpu python -m checkpoints.train_small_model --out checkpoints/palm-4m --overwrite
+    JAX_PLATFORMS=cpu python -m checkpoints.shipped.train_small_model --out checkpoints/palm-4m --overwrite
 
 About 16 minutes on two idle CPU cores (29 when sharing them with another job).
 """
@@ -16,16 +16,16 @@ import time
 import jax
 
 from checkpoints.convert import convert_dtype
-from checkpoints.corpus import HELD_OUT_WINDOW_BYTES, HELD_OUT_WINDOWS, held_out_windows, source_files, stdlib_root
-from checkpoints.evaluate import bits_per_byte
+from checkpoints.shipped.corpus import HELD_OUT_WINDOW_BYTES, HELD_OUT_WINDOWS, held_out_windows, source_files, stdlib_root
+from checkpoints.shipped.evaluate import bits_per_byte
 from checkpoints.errors import CheckpointError
 from checkpoints.save import ensure_writable, save
-from checkpoints.training import TrainingRecipe, train
+from checkpoints.shipped.training import TrainingRecipe, train
 from zoo.quantization import quantize
 
 _LICENCE_NOTE = """\
 This checkpoint is a model trained on the source files of the Python standard library, selected by
-checkpoints/corpus.py. That text is copyright the Python Software Foundation and others and is
+checkpoints/shipped/corpus.py. That text is copyright the Python Software Foundation and others and is
 distributed under the PSF License Agreement, reproduced below from the LICENSE.txt of the standard
 library the model was trained on. The training text itself is not redistributed here.
 

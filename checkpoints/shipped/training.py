@@ -1,4 +1,4 @@
-"""Training the shipped byte-level model on the standard library's source (checkpoints/corpus.py).
+"""Training the shipped byte-level model on the standard library's source (checkpoints/shipped/corpus.py).
 
 AdamW with a linear warm-up and a cosine decay, a fixed seed and a fixed step count, so the same
 machine reproduces the same weights. Parameters and arithmetic are fp32 while training (the CPU has
@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from checkpoints.corpus import corpus_bytes, held_out_windows
-from checkpoints.evaluate import bits_per_byte, next_byte_loss
+from checkpoints.shipped.corpus import corpus_bytes, held_out_windows
+from checkpoints.shipped.evaluate import bits_per_byte, next_byte_loss
 from zoo import Transformer, get_preset
 
 

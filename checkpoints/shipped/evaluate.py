@@ -27,12 +27,12 @@ def bits_per_byte(model: Transformer, windows) -> float:
 def main() -> None:
     """Prints a checkpoint's held-out bits per byte in its own weights and in int8.
 
-    JAX_PLATFORMS=cpu python -m checkpoints.evaluate [CHECKPOINT]   (default: the shipped one)
+    JAX_PLATFORMS=cpu python -m checkpoints.shipped.evaluate [CHECKPOINT]   (default: the shipped one)
     """
     import json
     import sys
 
-    from checkpoints.corpus import held_out_windows
+    from checkpoints.shipped.corpus import held_out_windows
     from checkpoints.manifest import read_manifest
     from checkpoints.restore import manifest_model, restore
     from checkpoints.shipped import SHIPPED_CHECKPOINT
