@@ -10,7 +10,7 @@ from cli.tables import Column, fitted_table, table_console
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.bench.cell import Cell
 from layouts.cost.terms import collective_kinds
-from layouts.cost.workload import PHASES
+from layouts.workload import PHASES
 from layouts.introspect import describe
 from layouts.layout import Partitioning
 from layouts.mesh import choose_mesh_shape, format_mesh, parse_mesh

@@ -4,13 +4,14 @@ zoo models on a mesh of devices. The package's parts:
 - `layouts` (this package): the layout types, built-ins, layout files and registry, the resolver,
   meshes, hardware presets, sharding, the jitted steps, sharded generation, introspection;
 - `layouts.cost`: the paper's analytical cost model, for a partitioning on a chip and mesh and a
-  workload (`estimate_phase`), its calibration and the layout search;
+  `Workload` (`estimate_phase`), its calibration, the layout search and the paper reproduced;
 - `layouts.compiled`: compile targets (TPU topologies, the local devices), ahead-of-time
   compilation, the optimized program's collectives, timing on the local devices;
 - `layouts.bench`: the benchmark cell, its result rows from all three sources, the matrix and its
-  experiment files, `auto` layouts, the runner and its cache, the paper reproduced.
+  experiment files, `auto` layouts, the runner with its cache and output folder.
 
-Lower parts never import higher ones: cost and compiled import only this core, bench imports all.
+Lower parts never import higher ones: cost and compiled import only this core, bench imports all
+(tests/test_architecture.py).
 
     from layouts import get_layout, get_attention_layout, Partitioning, make_mesh, build_steps
 """
@@ -18,7 +19,7 @@ Lower parts never import higher ones: cost and compiled import only this core, b
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.errors import IndivisibleDimensionError, LayoutError, LayoutFileError, MeshError, UnknownLayoutError
 from layouts.hardware import CHIPS, Chip, get_chip, load_chips
-from layouts.layout import MESH_AXES, AttentionLayout, Layout, Partitioning
+from layouts.layout import COLLECTIVE_KINDS, MESH_AXES, AttentionLayout, Layout, Partitioning
 from layouts.layout_file import load
 from layouts.mesh import choose_mesh_shape, factorizations, format_mesh, make_mesh, parse_mesh
 from layouts.registry import get_attention_layout, get_layout, get_partitioning
@@ -34,10 +35,12 @@ from layouts.sharding import (
     weight_placements,
 )
 from layouts.steps import PhaseProgram, ShardedSteps, build_steps
+from layouts.workload import Workload
 
 __all__ = [
     "ATTENTION_LAYOUTS",
     "CHIPS",
+    "COLLECTIVE_KINDS",
     "Chip",
     "AttentionLayout",
     "FFN_LAYOUTS",
@@ -52,6 +55,7 @@ __all__ = [
     "Placement",
     "ShardedSteps",
     "UnknownLayoutError",
+    "Workload",
     "build_steps",
     "cache_placements",
     "cache_shardings",

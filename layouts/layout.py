@@ -36,6 +36,8 @@ from zoo.logical_axes import (
 )
 
 MESH_AXES: tuple[str, ...] = ("x", "y", "z")
+# The kinds of collective a layout can imply, as the result rows name them (HLO hyphenates them).
+COLLECTIVE_KINDS: tuple[str, ...] = ("all_gather", "reduce_scatter", "all_reduce", "all_to_all")
 Phase = Literal["prefill", "decode", "any"]
 Family = Literal["weight-stationary", "weight-gathered"]
 Rules = Mapping[str, tuple[str, ...]]  # logical name -> the mesh axes it is split over, in order

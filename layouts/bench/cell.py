@@ -12,7 +12,7 @@ from layouts.layout import Partitioning
 from layouts.mesh import MeshShape, choose_mesh_shape, format_mesh, parse_mesh
 from layouts.registry import get_partitioning
 from layouts.bench.result_row import ResultRow, Source
-from layouts.cost.workload import WeightsDType, Workload
+from layouts.workload import WeightsDType, Workload
 from zoo.config import ModelConfig
 from zoo.errors import ZooError
 from zoo.presets import get_preset

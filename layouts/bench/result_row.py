@@ -12,11 +12,13 @@ import subprocess
 from pathlib import Path
 from typing import Any, Literal
 
+from layouts.layout import COLLECTIVE_KINDS
+
 Source = Literal["estimate", "compile", "run"]
 Phase = Literal["prefill", "decode"]
 
 MEMORY_KEYS = ("weights", "kv_cache", "other", "total")
-COMMUNICATION_KEYS = ("all_gather", "reduce_scatter", "all_reduce", "all_to_all", "other")
+COMMUNICATION_KEYS = (*COLLECTIVE_KINDS, "other")  # "other": what the formulas do not have (collective-permute)
 ENV_KEYS = ("jax", "jaxlib", "libtpu", "layoutzoo", "git_sha", "xla_flags")
 
 

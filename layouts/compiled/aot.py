@@ -20,7 +20,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from layouts.compiled.hlo_analysis import HloCollective, collectives
-from layouts.cost.workload import Workload
+from layouts.workload import Workload
 from layouts.layout import Partitioning
 from layouts.mesh import MeshShape, make_mesh
 from layouts.steps import build_steps

@@ -25,9 +25,12 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-KINDS = ("all-gather", "reduce-scatter", "all-reduce", "all-to-all", "collective-permute")
-# The result row's comm_bytes_per_chip keys; collective-permute goes to "other".
-ROW_KEY = {"all-gather": "all_gather", "reduce-scatter": "reduce_scatter", "all-reduce": "all_reduce", "all-to-all": "all_to_all", "collective-permute": "other"}
+from layouts.layout import COLLECTIVE_KINDS
+
+# HLO spells the cost model's collective kinds with hyphens (its opcodes); collective-permute, which
+# the formulas do not have, goes to the result row's "other".
+ROW_KEY = {kind.replace("_", "-"): kind for kind in COLLECTIVE_KINDS} | {"collective-permute": "other"}
+KINDS = tuple(ROW_KEY)
 
 _DTYPE_BYTES = {
     "pred": 1, "s8": 1, "u8": 1, "f8e4m3fn": 1, "f8e5m2": 1, "f8e4m3b11fnuz": 1, "f8e4m3fnuz": 1, "f8e5m2fnuz": 1,

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from layouts.compiled.aot import CompiledPhase
 from layouts.compiled.local_memory import check_fits_locally
-from layouts.cost.workload import Workload
+from layouts.workload import Workload
 from layouts.sharding import init_in_shards
 from zoo.config import ModelConfig
 from zoo.kv_cache import KVCache, init_cache

@@ -8,7 +8,7 @@ estimate of one phase of a workload on a chip and mesh (`estimator`), and the la
 from layouts.cost.calibration import CALIBRATED, MODES, ROOFLINE, Calibration, get_mode
 from layouts.cost.estimator import PhaseEstimate, estimate_phase
 from layouts.cost.search import Choice, best_choice, paper_layout
-from layouts.cost.workload import Workload
+from layouts.workload import Workload
 
 __all__ = [
     "CALIBRATED",

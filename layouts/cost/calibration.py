@@ -30,7 +30,7 @@ import dataclasses
 import math
 
 from layouts.cost.terms import PassTerms, PhasePasses, StageTerms, phase_passes
-from layouts.cost.workload import Workload
+from layouts.workload import Workload
 from layouts.hardware import Chip, get_chip
 from layouts.layout import Partitioning
 from layouts.registry import get_partitioning

@@ -19,7 +19,7 @@ from typing import Any
 from layouts.cost.calibration import get_mode
 from layouts.cost.metrics import chip_ms_per_token, model_flops_utilization
 from layouts.cost.terms import ACTIVATION_BYTES, axis_ways, phase_passes, phase_template
-from layouts.cost.workload import Workload
+from layouts.workload import Workload
 from layouts.hardware import Chip
 from layouts.layout import Partitioning
 from zoo.config import dtype_bytes

@@ -13,7 +13,7 @@ import math
 
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.cost.estimator import PhaseEstimate, estimate_phase
-from layouts.cost.workload import Workload
+from layouts.workload import Workload
 from layouts.hardware import Chip
 from layouts.layout import MESH_AXES, Partitioning
 from layouts.mesh import MeshShape, balanced_shape, choose_mesh_shape, factorizations

@@ -29,10 +29,10 @@ from collections.abc import Mapping
 
 import jax
 
-from layouts.cost.workload import Workload
+from layouts.workload import Workload
 from layouts.divisibility import check_divides
 from layouts.hardware import Chip
-from layouts.layout import MESH_AXES, Partitioning
+from layouts.layout import COLLECTIVE_KINDS, MESH_AXES, Partitioning
 from zoo.config import ModelConfig, dtype_bytes
 from zoo.quantization import is_matmul_weight
 from zoo.transformer import build_abstract
@@ -64,7 +64,6 @@ from zoo.logical_axes import (
 )
 
 Axes = tuple[str, ...]
-COLLECTIVE_KINDS = ("all_gather", "reduce_scatter", "all_reduce", "all_to_all")
 ACTIVATION_BYTES = 2  # activations and matmuls stay bf16 whatever the weights are stored in (§3.6)
 
 
