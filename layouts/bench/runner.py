@@ -11,32 +11,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from layouts.bench.cache import CellCache, Lookup, cell_key
 from layouts.bench.auto import resolve_auto
-from layouts.bench.matrix import Matrix
+from layouts.bench.cache import CellCache, Lookup, cell_key
 from layouts.bench.cell import Cell, error_rows
+from layouts.bench.compile_rows import compile_cell
+from layouts.bench.estimate_rows import estimate_cell
+from layouts.bench.matrix import Matrix
 from layouts.bench.result_row import ResultRow
+from layouts.bench.run_rows import run_cell
 from zoo.errors import ZooError
 
-def _estimate(cell: Cell) -> list[ResultRow]:
-    from layouts.bench.estimate_rows import estimate_cell
-
-    return estimate_cell(cell)
-
-
-def _compile(cell: Cell) -> list[ResultRow]:
-    from layouts.bench.compile_rows import compile_cell
-
-    return compile_cell(cell)
-
-
-def _run(cell: Cell) -> list[ResultRow]:
-    from layouts.bench.run_rows import run_cell
-
-    return run_cell(cell)
-
-
-SOURCE_FUNCTIONS: dict[str, Callable[[Cell], list[ResultRow]]] = {"estimate": _estimate, "compile": _compile, "run": _run}
+SOURCE_FUNCTIONS: dict[str, Callable[[Cell], list[ResultRow]]] = {"estimate": estimate_cell, "compile": compile_cell, "run": run_cell}
 
 
 def rows_for(cell: Cell, source: str) -> list[ResultRow]:
