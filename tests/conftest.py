@@ -27,3 +27,18 @@ FP32_RTOL = 1e-5
 def devices():
     assert len(jax.devices()) == 8, "tests need 8 forced host devices"
     return jax.devices()
+
+
+@pytest.fixture
+def nothing_allocated(monkeypatch):
+    """Fails the test if a command builds, initialises or restores a model: refusals (bad input, no
+    room) must come before any of that."""
+    import checkpoints
+    import layouts.sharding
+
+    def refuse(*arguments, **keywords):
+        raise AssertionError("a model was built or read before the input was checked")
+
+    monkeypatch.setattr(zoo, "Transformer", refuse)
+    monkeypatch.setattr(checkpoints, "restore", refuse)
+    monkeypatch.setattr(layouts.sharding, "init_in_shards", refuse)

@@ -14,8 +14,6 @@ import orbax.checkpoint as ocp
 import pytest
 from click.testing import CliRunner
 
-import checkpoints
-import zoo as zoo_package
 from checkpoints import read_manifest
 from checkpoints.ownership import STAGING_MARKER, mark_staging
 from cli.main import main
@@ -106,17 +104,6 @@ def one_line_error(result) -> str:
     return result.stderr
 
 
-@pytest.fixture
-def no_work(monkeypatch):
-    """Makes building or reading a model fail the test: refusals must come before either."""
-
-    def work(*arguments, **keywords):
-        raise AssertionError("the model was built or read before the output was checked")
-
-    monkeypatch.setattr(zoo_package, "Transformer", work)
-    monkeypatch.setattr(checkpoints, "restore", work)
-
-
 def writer(command: str, source: pathlib.Path, out: pathlib.Path, *options: str) -> list[str]:
     """The arguments of writer `command` writing to `out` (from `source` unless it is init)."""
     if command == "init":
@@ -136,14 +123,14 @@ def thesis(tmp_path) -> pathlib.Path:
 
 
 @pytest.mark.parametrize("command", WRITERS)
-def test_overwrite_refuses_a_directory_that_is_not_a_checkpoint(command, initialised, thesis, no_work):
+def test_overwrite_refuses_a_directory_that_is_not_a_checkpoint(command, initialised, thesis, nothing_allocated):
     before = snapshot(thesis.parent)
     error = one_line_error(zoo(*writer(command, initialised, thesis, "--overwrite")))
     assert f"{thesis} is not a checkpoint" in error and "--overwrite" in error
     assert snapshot(thesis.parent) == before
 
 
-def test_overwrite_refuses_the_current_directory_and_its_parents(tmp_path, monkeypatch, no_work):
+def test_overwrite_refuses_the_current_directory_and_its_parents(tmp_path, monkeypatch, nothing_allocated):
     working = tmp_path / "work"
     (working / "chapter").mkdir(parents=True)
     (working / "notes.txt").write_text("keep me\n")
@@ -158,7 +145,7 @@ def test_overwrite_refuses_the_current_directory_and_its_parents(tmp_path, monke
     assert snapshot(tmp_path) == before
 
 
-def test_overwrite_refuses_a_plain_file(tmp_path, no_work):
+def test_overwrite_refuses_a_plain_file(tmp_path, nothing_allocated):
     target = tmp_path / "thesis.tex"
     target.write_text("\\chapter{Results}\n")
     error = one_line_error(zoo("init", "--model", "palm-tiny", "--overwrite", str(target)))
@@ -181,7 +168,7 @@ def test_overwrite_replaces_a_checkpoint(initialised, tmp_path):
     assert sorted(path.name for path in target.iterdir()) == ["arrays", "manifest.json"]  # marker gone
 
 
-def test_staging_directory_without_the_marker_is_not_deleted(tmp_path, no_work):
+def test_staging_directory_without_the_marker_is_not_deleted(tmp_path, nothing_allocated):
     target = tmp_path / "tiny"
     staging = tmp_path / "tiny.incomplete"
     staging.mkdir()
@@ -192,7 +179,7 @@ def test_staging_directory_without_the_marker_is_not_deleted(tmp_path, no_work):
     assert not target.exists()
 
 
-def test_set_aside_directory_that_is_not_a_checkpoint_is_not_deleted(initialised, tmp_path, no_work):
+def test_set_aside_directory_that_is_not_a_checkpoint_is_not_deleted(initialised, tmp_path, nothing_allocated):
     target = tmp_path / "tiny"
     shutil.copytree(initialised, target)
     replaced = tmp_path / "tiny.replaced"
@@ -239,7 +226,7 @@ def test_full_disk_mid_save_leaves_the_previous_checkpoint_and_no_staging(failur
     assert snapshot(tmp_path) == before
 
 
-def test_disk_space_is_checked_before_the_work(tmp_path, monkeypatch, no_work):
+def test_disk_space_is_checked_before_the_work(tmp_path, monkeypatch, nothing_allocated):
     free = 4096
     monkeypatch.setattr(shutil, "disk_usage", lambda path: collections.namedtuple("usage", "total used free")(10**9, 10**9 - free, free))
     needed = sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in jax.tree.leaves(build_abstract(get_preset("palm-tiny"))))
@@ -249,7 +236,7 @@ def test_disk_space_is_checked_before_the_work(tmp_path, monkeypatch, no_work):
 
 
 @pytest.mark.parametrize("out", ["/dev/null/x", "/proc/x"])
-def test_unwritable_parent_is_refused_before_the_work(out, no_work):
+def test_unwritable_parent_is_refused_before_the_work(out, nothing_allocated):
     error = one_line_error(zoo("init", "--model", "palm-tiny", out))
     assert f"cannot write checkpoint {out}: " in error
 
@@ -320,7 +307,7 @@ def test_a_mesh_larger_than_the_devices_is_one_line_before_the_work(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_random_init_larger_than_the_free_memory_is_refused_before_the_work(tmp_path, monkeypatch, no_work):
+def test_a_random_init_larger_than_the_free_memory_is_refused_before_the_work(tmp_path, monkeypatch, nothing_allocated):
     from layouts.compiled import local_memory
 
     monkeypatch.setattr(local_memory, "_host_available_bytes", lambda: 2**28)

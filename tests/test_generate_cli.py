@@ -6,7 +6,6 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import checkpoints
 import layouts
 import layouts.compiled.local_memory
 import zoo
@@ -27,17 +26,6 @@ def assert_one_line_error(result, *parts: str) -> None:
     assert len(lines) == 1, result.stderr
     for part in parts:
         assert part in lines[0], lines[0]
-
-
-@pytest.fixture
-def nothing_allocated(monkeypatch):
-    """Fails the test if the command initialises or restores a model (after the checks must pass)."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model was allocated before the input was refused")
-
-    monkeypatch.setattr(zoo, "Transformer", refuse)
-    monkeypatch.setattr(checkpoints, "restore", refuse)
 
 
 def with_free_memory(monkeypatch, free_bytes: int) -> None:
