@@ -8,9 +8,8 @@ from cli.options import CELL_DEFAULTS, FORMAT, run_guarded
 from cli.report import human_bytes
 from cli.tables import Column, fitted_table, table_console
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
-from layouts.bench.cell import Cell
 from layouts.cost.terms import collective_kinds
-from layouts.workload import PHASES
+from layouts.workload import PHASES, Workload
 from layouts.introspect import describe
 from layouts.layout import Partitioning
 from layouts.mesh import choose_mesh_shape, format_mesh, parse_mesh
@@ -83,7 +82,7 @@ def layouts_command(name, model, chips, mesh, attention, batch, context_len, gen
         shape = run_guarded(lambda: choose_mesh_shape(chips, layout, config, tokens=batch * context_len))
     else:
         raise click.UsageError("give --chips N or --mesh XxYxZ with --model")
-    cache_len = Cell(model, batch=batch, context_len=context_len, gen_tokens=gen_tokens).cache_len("decode")
+    cache_len = Workload(batch, context_len, context_len, gen_tokens).cache_len("decode")
     report = run_guarded(lambda: describe(partitioning, shape, batch=batch, context_len=cache_len))
     placements = report.weights + report.cache
     if output_format == "json":
