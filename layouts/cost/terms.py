@@ -4,12 +4,10 @@ The communication is derived from a partitioning's rules, not from its name, so 
 is costed like a built-in one. One layer's dataflow follows the zoo's block (zoo/block.py) through the
 places where it declares activation names: the residual stream, a projection's input, the query and
 K/V heads after projection, attention, the FFN hidden. Between two places a tensor moves from one
-placement to the next, and the difference names the collective:
-
-- a partial sum over an axis the destination splits a dimension over: reduce-scatter (input bytes);
-- a partial sum over an axis the destination does not use: all-reduce (2 × the bytes);
-- an axis the source splits a dimension over and the destination drops: all-gather (output bytes);
-- an axis that moves from one dimension to another: all-to-all (see `all_to_all_time`).
+placement to the next, and the difference names the collectives (local slices, all-reduce, all-to-all or all-gather), as `layouts.transitions` derives them (the
+explicit partitioner runs the very same steps). Bytes per chip follow the paper's convention: a
+reduce-scatter counts its input, an all-gather its output, an all-reduce twice its buffer, an
+all-to-all its buffer once (see `collective_time`).
 
 Weights stored one way and used another (weight-gathered layouts) are all-gathered before use.
 The (K−1)/K factor of every collective is taken as 1, as in the paper. Terms are built once per
@@ -33,6 +31,7 @@ from layouts.workload import Workload
 from layouts.divisibility import check_divides
 from layouts.hardware import Chip
 from layouts.layout import COLLECTIVE_KINDS, MESH_AXES, Partitioning
+from layouts.transitions import Placement, canonical, derive
 from zoo.config import ModelConfig, dtype_bytes
 from zoo.quantization import is_matmul_weight
 from zoo.transformer import build_abstract
@@ -133,36 +132,25 @@ class _Tensor:
     def term(self) -> Term:
         count = math.prod(size for size in self.sizes if isinstance(size, int))
         split = tuple(axis for axes in self.axes for axis in axes)
-        return Term(count, _canonical(split), batch="B" in self.sizes, seq="L" in self.sizes)
+        return Term(count, canonical(split), batch="B" in self.sizes, seq="L" in self.sizes)
 
     def placed(self, axes: tuple[Axes, ...], partial: Axes = ()) -> "_Tensor":
         return _Tensor(self.sizes, axes, partial)
 
 
-def _canonical(axes) -> Axes:
-    present = set(axes)
-    return tuple(axis for axis in MESH_AXES if axis in present)
-
-
 def _move(tensor: _Tensor, destination: tuple[Axes, ...], where: str) -> list[Collective]:
-    """The collectives that take `tensor` to the placement `destination` (no partial sums)."""
+    """The collectives that take `tensor` to the placement `destination` (no partial sums), as
+    `layouts.transitions` derives them; each counts its bytes by the convention above from the
+    placement it runs on (before) or produces (after, for an all-gather)."""
     collectives = []
-    used = {axis for axes in destination for axis in axes}
-    source = tensor.term()
-    scattered = _canonical(axis for axis in tensor.partial if axis in used)
-    reduced = _canonical(axis for axis in tensor.partial if axis not in used)
-    if scattered:
-        collectives.append(Collective("reduce_scatter", scattered, source, False, where))
-    if reduced:
-        collectives.append(Collective("all_reduce", reduced, dataclasses.replace(source, count=2 * source.count), False, where))
-    held = {axis: index for index, axes in enumerate(tensor.axes) for axis in axes}
-    target = {axis: index for index, axes in enumerate(destination) for axis in axes}
-    moved = _canonical(axis for axis, index in held.items() if axis in target and target[axis] != index)
-    gathered = _canonical(axis for axis in held if axis not in target)
-    if moved:
-        collectives.append(Collective("all_to_all", moved, source, False, where))
-    if gathered:
-        collectives.append(Collective("all_gather", gathered, tensor.placed(destination).term(), False, where))
+    for step in derive(Placement(tensor.axes, tensor.partial), destination):
+        if step.kind == "slice":
+            continue
+        placed = step.after if step.kind == "all_gather" else step.before
+        term = tensor.placed(placed.axes).term()
+        if step.kind == "all_reduce":
+            term = dataclasses.replace(term, count=2 * term.count)
+        collectives.append(Collective(step.kind, step.axes, term, False, where))
     return collectives
 
 
@@ -182,7 +170,7 @@ def _projection(x: _Tensor, contracted: int, weight_sizes, weight_axes, where: s
         partial=weight_axes[0],
     )
     every_axis = [axis for axes in x.axes + tuple(weight_axes[1:]) for axis in axes]
-    flops = dataclasses.replace(out.term(), count=2 * out.term().count * weight_sizes[0], split=_canonical(every_axis))
+    flops = dataclasses.replace(out.term(), count=2 * out.term().count * weight_sizes[0], split=canonical(every_axis))
     return collectives, flops, out
 
 
@@ -204,7 +192,7 @@ def _weight_table(config: ModelConfig) -> tuple[tuple[str, tuple[int, ...], tupl
 
 def _weight_term(partitioning: Partitioning, role: Role, shape, names, layers: int = 1) -> Term:
     axes = [axis for name in names for axis in partitioning.axes(role, name)]
-    return Term(math.prod(shape) * layers, _canonical(axes))
+    return Term(math.prod(shape) * layers, canonical(axes))
 
 
 class _Dataflow:
@@ -262,7 +250,7 @@ def _parallel_layer(flow: _Dataflow, residual: _Tensor, matmul_input: tuple[Axes
     reduced once into the residual."""
     h = flow.settle(residual, matmul_input, "block in")
     from_attention, from_mlp = _attention(flow, h, config), _mlp(flow, h, config)
-    summed = from_mlp.placed(from_mlp.axes, _canonical(from_attention.partial + from_mlp.partial))
+    summed = from_mlp.placed(from_mlp.axes, canonical(from_attention.partial + from_mlp.partial))
     flow.settle(summed, residual.axes, "block out")
 
 
@@ -280,7 +268,7 @@ def _weight_gathers(partitioning: Partitioning, shape, names, where: str) -> tup
     and used whole on (weight-gathered layouts), if any."""
     stored = _weight_term(partitioning, Role.WEIGHT, shape, names)
     used = _weight_term(partitioning, Role.WEIGHT_USE, shape, names)
-    dropped = _canonical(set(stored.split) - set(used.split))
+    dropped = canonical(set(stored.split) - set(used.split))
     return stored, used, Collective("all_gather", dropped, used, True, where) if dropped else None
 
 
@@ -319,8 +307,8 @@ def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
                 gathered_extra.append(stored)
     head, head_used = _output_head(partitioning, residual.axes, phase)
 
-    attention_split = _canonical(act(ATTENTION_BATCH) + act(ATTENTION_HEADS))
-    cache_split = _canonical(partitioning.axes(Role.CACHE, CACHE_BATCH) + partitioning.axes(Role.CACHE, CACHE_KV_HEADS))
+    attention_split = canonical(act(ATTENTION_BATCH) + act(ATTENTION_HEADS))
+    cache_split = canonical(partitioning.axes(Role.CACHE, CACHE_BATCH) + partitioning.axes(Role.CACHE, CACHE_KV_HEADS))
     hidden = _Tensor(("B", "L", G * F + H * Q), (act(BATCH), act(SEQ), act(HIDDEN_MLP)))
 
     # Weights split the same way add up to one term: the memory sum is then a handful of divisions.
@@ -368,7 +356,7 @@ def _checks(partitioning: Partitioning) -> tuple[DimensionCheck, ...]:
     )
     checks += [DimensionCheck("activation", name, size, partitioning.axes(Role.ACTIVATION, name)) for name, size in activations]
     checks += [DimensionCheck("kv cache", name, size, partitioning.axes(Role.CACHE, name)) for name, size in ((CACHE_BATCH, None), (CACHE_KV_HEADS, config.n_kv_heads))]
-    return tuple(dataclasses.replace(check, split=_canonical(check.axes)) for check in checks if check.axes)
+    return tuple(dataclasses.replace(check, split=canonical(check.axes)) for check in checks if check.axes)
 
 
 @functools.lru_cache(maxsize=4096)  # a sweep of thousands of cells needs only a few templates
