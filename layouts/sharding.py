@@ -83,15 +83,22 @@ def activation_sharding(partitioning: Partitioning, mesh: Mesh, names, shape, te
     return NamedSharding(mesh, resolve(partitioning, Role.ACTIVATION, names, shape, dict(mesh.shape), tensor=tensor))
 
 
+class CompilerPlacement(Constrain):
+    """The compiler partitioner's hook: every placement the zoo declares becomes a sharding
+    constraint on the whole array, and XLA's partitioner chooses the collectives between them."""
+
+    def __init__(self, partitioning: Partitioning, mesh: Mesh) -> None:
+        self.partitioning, self.mesh, self.mesh_shape = partitioning, mesh, dict(mesh.shape)
+
+    def __call__(self, x, role: Role, names, *, source=None):
+        del source  # the compiler works out where x is
+        spec = resolve(self.partitioning, role, names, x.shape, self.mesh_shape, tensor=f"{role.value} {names}")
+        return jax.lax.with_sharding_constraint(x, NamedSharding(self.mesh, spec))
+
+
 def make_constrain(partitioning: Partitioning, mesh: Mesh) -> Constrain:
-    """The zoo's constraint hook bound to a partitioning and a mesh."""
-    mesh_shape = dict(mesh.shape)
-
-    def constrain(x, role: Role, names):
-        spec = resolve(partitioning, role, names, x.shape, mesh_shape, tensor=f"{role.value} {names}")
-        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
-
-    return constrain
+    """The compiler partitioner's hook bound to a partitioning and a mesh."""
+    return CompilerPlacement(partitioning, mesh)
 
 
 def init_in_shards(config: ModelConfig, shardings, key, weights: str = "bf16") -> Transformer:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from zoo.config import ModelConfig
-from zoo.constraints import Constrain
+from zoo.constraints import Constrain, Placed, placed
 from zoo.logical_axes import (
     ACTIVATION_HEAD_DIM,
     ATTENTION_BATCH,
@@ -33,11 +33,16 @@ from zoo.logical_axes import (
     Role,
 )
 from zoo.rope import apply_rope
-from zoo.weights import AbstractWeight, init_weight, use_bias, use_weight
+from zoo.weights import AbstractWeight, init_weight, use_bias, use_weight, used
 
 LAYER_CACHE_NAMES = (CACHE_BATCH, CACHE_SEQ, CACHE_KV_HEADS, CACHE_HEAD_DIM)
-_QUERY_NAMES = (BATCH, SEQ, HIDDEN_HEADS, ACTIVATION_HEAD_DIM)
-_KV_NAMES = (BATCH, SEQ, HIDDEN_KV_HEADS, ACTIVATION_HEAD_DIM)
+_QUERY_NAMES = (BATCH, SEQ, HIDDEN_HEADS, ACTIVATION_HEAD_DIM)  # queries as projected
+_FUSED_KV_NAMES = (BATCH, SEQ, None, HIDDEN_KV_HEADS, ACTIVATION_HEAD_DIM)  # [B, T, 2, K, Q] as projected
+_FUSED_CACHE_NAMES = (CACHE_BATCH, CACHE_SEQ, None, CACHE_KV_HEADS, CACHE_HEAD_DIM)  # as the cache holds them
+_FUSED_ATTENTION_KV_NAMES = (ATTENTION_BATCH, SEQ, None, ATTENTION_KV_HEADS, ACTIVATION_HEAD_DIM)
+_ATTENTION_QUERY_NAMES = (ATTENTION_BATCH, SEQ, ATTENTION_HEADS, ACTIVATION_HEAD_DIM)  # where attention runs
+_ATTENTION_KV_NAMES = (ATTENTION_BATCH, None, ATTENTION_KV_HEADS, ACTIVATION_HEAD_DIM)
+_MATMUL_HEAD_NAMES = (BATCH, SEQ, MATMUL_HEADS, ACTIVATION_HEAD_DIM)  # as W_o consumes the heads
 
 
 class Attention(eqx.Module):
@@ -66,67 +71,77 @@ class Attention(eqx.Module):
     def __call__(
         self,
         x: Float[Array, "B T E"],
-        positions: Int[Array, "B T"],
+        x_placed: Placed,
+        positions: Int[Array, "1 T"],
         cache: tuple[Float[Array, "B S K Q"], Float[Array, "B S K Q"]] | None,
         write_index: Int[Array, ""] | None,
         constrain: Constrain,
-    ) -> tuple[Float[Array, "B T E"], tuple[Float[Array, "B S K Q"], Float[Array, "B S K Q"]] | None]:
-        """Returns the output projection (before any reduction over a split E) and the cache with
-        this call's keys and values written at `write_index`. Without a cache the call attends
-        causally over its own tokens (the teacher-forcing forward pass)."""
+    ) -> tuple[tuple[Float[Array, "B T E"], Placed], tuple[Float[Array, "B S K Q"], Float[Array, "B S K Q"]] | None]:
+        """Returns the output projection (before any reduction over split heads; the block adds
+        `b_o` once it is reduced) with where it is, and the cache with this call's keys and values
+        written at `write_index`. Without a cache the call attends causally over its own tokens
+        (the teacher-forcing forward pass)."""
         config, dtype = self.config, x.dtype
         # Projections leave their partial sums in the compute dtype (bf16 reductions, as the paper's
         # volumes assume).
-        q = jnp.einsum("BTE,EHQ->BTHQ", x, use_weight(self.w_q, dtype, constrain))
-        q = constrain(q + use_bias(self.b_q, dtype), Role.ACTIVATION, _QUERY_NAMES)
+        q, q_placed = constrain.contract("BTE,EHQ->BTHQ", x, x_placed, use_weight(self.w_q, dtype, constrain), used(self.w_q))
+        q = constrain(q, Role.ACTIVATION, _QUERY_NAMES, source=q_placed)
+        q = q + use_bias(self.b_q, dtype, constrain, Role.ACTIVATION, _QUERY_NAMES[2:])
         # The fused K/V axis stays where the weight has it (see the MLP's input projection).
-        kv = jnp.einsum("BTE,EGKQ->BTGKQ", x, use_weight(self.w_kv, dtype, constrain))
-        if self.b_kv is not None:
-            kv = kv + self.b_kv.materialize(dtype)
-        k = constrain(kv[:, :, 0], Role.ACTIVATION, _KV_NAMES)
-        v = constrain(kv[:, :, 1], Role.ACTIVATION, _KV_NAMES)
+        kv, kv_placed = constrain.contract("BTE,EGKQ->BTGKQ", x, x_placed, use_weight(self.w_kv, dtype, constrain), used(self.w_kv))
+        kv = constrain(kv, Role.ACTIVATION, _FUSED_KV_NAMES, source=kv_placed)
+        kv = kv + use_bias(self.b_kv, dtype, constrain, Role.ACTIVATION, _FUSED_KV_NAMES[2:])
+        # Keys and values go where attention runs, together (one collective), and into the cache,
+        # which is kept there; the queries likewise.
+        at_kv = placed(Role.ACTIVATION, _FUSED_KV_NAMES)
+        if cache is not None:
+            kv = constrain(kv, Role.CACHE, _FUSED_CACHE_NAMES, source=at_kv)
+        else:
+            kv = constrain(kv, Role.ACTIVATION, _FUSED_ATTENTION_KV_NAMES, source=at_kv)
+        q = constrain(q, Role.ACTIVATION, _ATTENTION_QUERY_NAMES, source=placed(Role.ACTIVATION, _QUERY_NAMES))
+        k, v = kv[:, :, 0], kv[:, :, 1]
         if config.positions == "rope":
             q = apply_rope(q, positions, config.rope_base)
             k = apply_rope(k, positions, config.rope_base)
-
         if cache is not None:
             cache_k, cache_v = cache
             cache_k = jax.lax.dynamic_update_slice_in_dim(cache_k, k.astype(cache_k.dtype), write_index, axis=1)
             cache_v = jax.lax.dynamic_update_slice_in_dim(cache_v, v.astype(cache_v.dtype), write_index, axis=1)
+            at_cache = placed(Role.CACHE, LAYER_CACHE_NAMES)
             cache = (
-                constrain(cache_k, Role.CACHE, LAYER_CACHE_NAMES),
-                constrain(cache_v, Role.CACHE, LAYER_CACHE_NAMES),
+                constrain(cache_k, Role.CACHE, LAYER_CACHE_NAMES, source=at_cache),
+                constrain(cache_v, Role.CACHE, LAYER_CACHE_NAMES, source=at_cache),
             )
-            k, v = cache
+            # The cache is where attention runs: these only tell the compiler so.
+            k = constrain(cache[0].astype(dtype), Role.ACTIVATION, _ATTENTION_KV_NAMES, source=at_cache)
+            v = constrain(cache[1].astype(dtype), Role.ACTIVATION, _ATTENTION_KV_NAMES, source=at_cache)
 
-        out = attend(q, k.astype(dtype), v.astype(dtype), positions, config, constrain)
-        out = constrain(out, Role.ACTIVATION, _QUERY_NAMES)
-        out = constrain(out, Role.ACTIVATION, (BATCH, SEQ, MATMUL_HEADS, ACTIVATION_HEAD_DIM))
-        projected = jnp.einsum("BTHQ,HQE->BTE", out, use_weight(self.w_o, dtype, constrain))
-        return projected + use_bias(self.b_o, dtype), cache
+        out = attend(q, k, v, positions, config)
+        # Back to the heads' placement, then where W_o keeps its heads.
+        out = constrain(out, Role.ACTIVATION, _QUERY_NAMES, source=placed(Role.ACTIVATION, _ATTENTION_QUERY_NAMES))
+        out = constrain(out, Role.ACTIVATION, _MATMUL_HEAD_NAMES, source=placed(Role.ACTIVATION, _QUERY_NAMES))
+        projected = constrain.contract("BTHQ,HQE->BTE", out, placed(Role.ACTIVATION, _MATMUL_HEAD_NAMES), use_weight(self.w_o, dtype, constrain), used(self.w_o))
+        return projected, cache
 
 
 def attend(
     q: Float[Array, "B T H Q"],
     k: Float[Array, "B S K Q"],
     v: Float[Array, "B S K Q"],
-    positions: Int[Array, "B T"],
+    positions: Int[Array, "1 T"],
     config: ModelConfig,
-    constrain: Constrain,
 ) -> Float[Array, "B T H Q"]:
     """Causal softmax attention in fp32. Key s is visible to the query at absolute position p when
-    s <= p; cache slots not yet written lie beyond every query, so one mask serves both paths."""
+    s <= p; cache slots not yet written lie beyond every query, so one mask serves both paths.
+    Everything here is per sequence and per KV head, so it runs as well on one chip's shard of the
+    batch or of the heads as on the whole."""
     B, T, H, Q = q.shape
     K = k.shape[2]
-    q = constrain(q, Role.ACTIVATION, (ATTENTION_BATCH, SEQ, ATTENTION_HEADS, ACTIVATION_HEAD_DIM))
-    k = constrain(k, Role.ACTIVATION, (ATTENTION_BATCH, None, ATTENTION_KV_HEADS, ACTIVATION_HEAD_DIM))
-    v = constrain(v, Role.ACTIVATION, (ATTENTION_BATCH, None, ATTENTION_KV_HEADS, ACTIVATION_HEAD_DIM))
     grouped = q.reshape(B, T, K, H // K, Q)
     scores = jnp.einsum("BTKGQ,BSKQ->BKGTS", grouped, k, preferred_element_type=jnp.float32)
     scores = scores * jnp.float32(1.0 / Q**0.5)
-    visible = jnp.arange(k.shape[1])[None, None, :] <= positions[:, :, None]  # [B, T, S]
+    visible = jnp.arange(k.shape[1])[None, None, :] <= positions[:, :, None]  # [1, T, S]
     scores = jnp.where(visible[:, None, None], scores, jnp.float32(-1e30))
     probabilities = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
     out = jnp.einsum("BKGTS,BSKQ->BTKGQ", probabilities, v, preferred_element_type=jnp.float32)
-    out = out.astype(q.dtype).reshape(B, T, H, Q)
-    return constrain(out, Role.ACTIVATION, (ATTENTION_BATCH, SEQ, ATTENTION_HEADS, ACTIVATION_HEAD_DIM))
+    return out.astype(q.dtype).reshape(B, T, H, Q)

@@ -6,13 +6,16 @@ from jaxtyping import Array, Float, Int
 
 from zoo.attention import Attention
 from zoo.config import ModelConfig
-from zoo.constraints import Constrain
+from zoo.constraints import Constrain, placed
 from zoo.logical_axes import BATCH, MATMUL_EMBED, RESIDUAL_EMBED, SEQ, Role
 from zoo.mlp import FeedForward
 from zoo.norm import LayerNorm
+from zoo.weights import use_bias
 
 RESIDUAL_NAMES = (BATCH, SEQ, RESIDUAL_EMBED)
+RESIDUAL = placed(Role.ACTIVATION, RESIDUAL_NAMES)
 _MATMUL_INPUT_NAMES = (BATCH, SEQ, MATMUL_EMBED)
+MATMUL_INPUT = placed(Role.ACTIVATION, _MATMUL_INPUT_NAMES)
 
 LayerCache = tuple[Float[Array, "B S K Q"], Float[Array, "B S K Q"]]
 
@@ -35,22 +38,39 @@ class Block(eqx.Module):
     def __call__(
         self,
         x: Float[Array, "B T E"],
-        positions: Int[Array, "B T"],
+        positions: Int[Array, "1 T"],
         cache: LayerCache | None,
         write_index: Int[Array, ""] | None,
         constrain: Constrain,
     ) -> tuple[Float[Array, "B T E"], LayerCache | None]:
+        """`x` is the residual stream (RESIDUAL_NAMES); so is the result."""
+        dtype = x.dtype
         if self.config.block == "parallel":
             # y = x + MLP(LN(x)) + Attn(LN(x)): one norm and one input collective feed both the
             # query and the FFN input projections, and both output projections are summed before
             # the single reduction that leaves the residual layout (paper §3.4's fusion).
-            h = constrain(self.attention_norm(x), Role.ACTIVATION, _MATMUL_INPUT_NAMES)
-            attention_out, cache = self.attention(h, positions, cache, write_index, constrain)
-            update = constrain(attention_out + self.mlp(h, constrain), Role.ACTIVATION, RESIDUAL_NAMES)
+            h = self.attention_norm(_matmul_input(x, constrain), MATMUL_INPUT, constrain)
+            (attention_out, attention_placed), cache = self.attention(h, MATMUL_INPUT, positions, cache, write_index, constrain)
+            mlp_out, mlp_placed = self.mlp(h, MATMUL_INPUT, constrain)
+            update = constrain(attention_out + mlp_out, Role.ACTIVATION, RESIDUAL_NAMES, source=(attention_placed, mlp_placed))
+            update = update + self._output_biases(dtype, constrain, self.attention.b_o, self.mlp.b_out)
             return x + update, cache
-        h = constrain(self.attention_norm(x), Role.ACTIVATION, _MATMUL_INPUT_NAMES)
-        attention_out, cache = self.attention(h, positions, cache, write_index, constrain)
-        x = x + constrain(attention_out, Role.ACTIVATION, RESIDUAL_NAMES)
-        h = constrain(self.mlp_norm(x), Role.ACTIVATION, _MATMUL_INPUT_NAMES)
-        x = x + constrain(self.mlp(h, constrain), Role.ACTIVATION, RESIDUAL_NAMES)
-        return x, cache
+        h = self.attention_norm(_matmul_input(x, constrain), MATMUL_INPUT, constrain)
+        (attention_out, attention_placed), cache = self.attention(h, MATMUL_INPUT, positions, cache, write_index, constrain)
+        x = x + constrain(attention_out, Role.ACTIVATION, RESIDUAL_NAMES, source=attention_placed)
+        x = x + self._output_biases(dtype, constrain, self.attention.b_o)
+        h = self.mlp_norm(_matmul_input(x, constrain), MATMUL_INPUT, constrain)
+        mlp_out, mlp_placed = self.mlp(h, MATMUL_INPUT, constrain)
+        x = x + constrain(mlp_out, Role.ACTIVATION, RESIDUAL_NAMES, source=mlp_placed)
+        return x + self._output_biases(dtype, constrain, self.mlp.b_out), cache
+
+    @staticmethod
+    def _output_biases(dtype, constrain: Constrain, *biases) -> Array | float:
+        """Output projections' biases, added once their partial sums are reduced into the residual."""
+        return sum((use_bias(bias, dtype, constrain, Role.ACTIVATION, RESIDUAL_NAMES[2:]) for bias in biases), 0.0)
+
+
+def _matmul_input(x: Float[Array, "B T E"], constrain: Constrain) -> Float[Array, "B T E"]:
+    """The residual stream moved to where the projections take their input. The norm runs after
+    the move, on the gathered input, so its statistics need little or no communication."""
+    return constrain(x, Role.ACTIVATION, _MATMUL_INPUT_NAMES, source=RESIDUAL)

@@ -7,11 +7,11 @@ The `constrain` hook is how a layout places activations; without one they run un
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from zoo.constraints import Constrain, no_constraint
+from zoo.constraints import Constrain, no_constraint, placed
 from zoo.errors import PromptError
 from zoo.kv_cache import CACHE_NAMES, KVCache
 from zoo.logical_axes import Role
-from zoo.transformer import Transformer
+from zoo.transformer import LOGITS_NAMES, Transformer
 
 
 def check_prompt(model: Transformer, tokens, cache_len: int | None = None, new_tokens: int = 0) -> None:
@@ -35,21 +35,28 @@ def check_prompt(model: Transformer, tokens, cache_len: int | None = None, new_t
 def forward(model: Transformer, tokens: Int[Array, "B T"], *, constrain: Constrain = no_constraint) -> Float[Array, "B T V"]:
     """Logits of every position, computed without a cache (teacher forcing)."""
     check_prompt(model, tokens)
-    positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
-    x = model.embed(tokens, positions, constrain)
-    x, _ = model(x, positions, None, None, constrain)
-    return model.logits(x, constrain)
+
+    def body(model, tokens, cache):
+        positions = jnp.arange(tokens.shape[1], dtype=jnp.int32)[None, :]
+        x = model.embed(tokens, positions, constrain)
+        x, _ = model(x, positions, None, None, constrain)
+        return model.logits(x, constrain), cache
+
+    return constrain.step(body, model, tokens, None, LOGITS_NAMES)[0]
 
 
 def _extend(model: Transformer, tokens: Int[Array, "B T"], cache: KVCache, constrain: Constrain) -> tuple[Float[Array, "B V"], KVCache]:
-    B, T = tokens.shape
-    positions = cache.length + jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T))
-    x = model.embed(tokens, positions, constrain)
-    x, (k, v) = model(x, positions, (cache.k, cache.v), cache.length, constrain)
-    logits = model.logits(x[:, -1:], constrain)[:, 0]
-    k = constrain(k, Role.CACHE, CACHE_NAMES)
-    v = constrain(v, Role.CACHE, CACHE_NAMES)
-    return logits, KVCache(k, v, cache.length + T)
+    def body(model, tokens, cache):
+        positions = cache.length + jnp.arange(tokens.shape[1], dtype=jnp.int32)[None, :]
+        x = model.embed(tokens, positions, constrain)
+        x, (k, v) = model(x, positions, (cache.k, cache.v), cache.length, constrain)
+        logits = model.logits(x[:, -1:], constrain)[:, 0]
+        at_cache = placed(Role.CACHE, CACHE_NAMES)
+        k = constrain(k, Role.CACHE, CACHE_NAMES, source=at_cache)
+        v = constrain(v, Role.CACHE, CACHE_NAMES, source=at_cache)
+        return logits, KVCache(k, v, cache.length + tokens.shape[1])
+
+    return constrain.step(body, model, tokens, cache, (LOGITS_NAMES[0], LOGITS_NAMES[2]))
 
 
 def prefill(

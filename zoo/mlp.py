@@ -7,9 +7,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from zoo.config import ModelConfig
-from zoo.constraints import Constrain
+from zoo.constraints import Constrain, Placed, placed
 from zoo.logical_axes import BATCH, EMBED, FUSED, HIDDEN_MLP, MATMUL_MLP, MLP, SEQ, Role
-from zoo.weights import AbstractWeight, init_weight, use_bias, use_weight
+from zoo.weights import AbstractWeight, init_weight, use_bias, use_weight, used
+
+_HIDDEN_NAMES = (BATCH, SEQ, None, HIDDEN_MLP)  # [B, T, G, F] after the input projection
+_ACTIVATED_NAMES = (BATCH, SEQ, HIDDEN_MLP)  # after the nonlinearity, still where the hidden was
+_MATMUL_NAMES = (BATCH, SEQ, MATMUL_MLP)  # as the output projection consumes it
 
 
 class FeedForward(eqx.Module):
@@ -32,23 +36,24 @@ class FeedForward(eqx.Module):
             self.b_in = self.b_out = None
         self.config = config
 
-    def __call__(self, x: Float[Array, "B T E"], constrain: Constrain) -> Float[Array, "B T E"]:
-        """Returns the output projection before any reduction over a split E."""
+    def __call__(self, x: Float[Array, "B T E"], x_placed: Placed, constrain: Constrain) -> tuple[Float[Array, "B T E"], Placed]:
+        """The output projection before any reduction over a split F, and where it is; the block
+        adds `b_out` once it is reduced."""
         dtype = x.dtype
         # Partial sums leave the matmul in the compute dtype, so a layout that splits E reduces them
         # in bf16 as the paper's volumes assume; the nonlinearity then runs in fp32.
         # The fused axis stays beside F, where the weight has it: putting it first makes XLA:CPU copy
         # a transposed W_in in every layer on every step.
-        hidden = jnp.einsum("BTE,EGF->BTGF", x, use_weight(self.w_in, dtype, constrain))
-        hidden = constrain(hidden, Role.ACTIVATION, (BATCH, SEQ, None, HIDDEN_MLP))
-        hidden = hidden.astype(jnp.float32)
-        if self.b_in is not None:
-            hidden = hidden + self.b_in.materialize(jnp.float32)
+        hidden, hidden_placed = constrain.contract("BTE,EGF->BTGF", x, x_placed, use_weight(self.w_in, dtype, constrain), used(self.w_in))
+        hidden = constrain(hidden, Role.ACTIVATION, _HIDDEN_NAMES, source=hidden_placed).astype(jnp.float32)
+        hidden = hidden + use_bias(self.b_in, jnp.float32, constrain, Role.ACTIVATION, _HIDDEN_NAMES[2:])
         if self.config.mlp == "swiglu":
             activated = jax.nn.silu(hidden[:, :, 0]) * hidden[:, :, 1]
         else:
             activated = jax.nn.gelu(hidden[:, :, 0], approximate=True)
-        activated = constrain(activated.astype(dtype), Role.ACTIVATION, (BATCH, SEQ, HIDDEN_MLP))
-        activated = constrain(activated, Role.ACTIVATION, (BATCH, SEQ, MATMUL_MLP))
-        out = jnp.einsum("BTF,FE->BTE", activated, use_weight(self.w_out, dtype, constrain))
-        return out + use_bias(self.b_out, dtype)
+        # Where the nonlinearity leaves it (a no-op for the explicit partitioner; it keeps the
+        # compiler from moving the hidden before the nonlinearity), then where W_out needs it.
+        at_hidden = placed(Role.ACTIVATION, _ACTIVATED_NAMES)
+        activated = constrain(activated.astype(dtype), Role.ACTIVATION, _ACTIVATED_NAMES, source=at_hidden)
+        activated = constrain(activated, Role.ACTIVATION, _MATMUL_NAMES, source=at_hidden)
+        return constrain.contract("BTF,FE->BTE", activated, placed(Role.ACTIVATION, _MATMUL_NAMES), use_weight(self.w_out, dtype, constrain), used(self.w_out))

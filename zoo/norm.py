@@ -5,7 +5,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from zoo.config import ModelConfig
-from zoo.logical_axes import EMBED
+from zoo.constraints import Constrain, Placed, placed
+from zoo.logical_axes import EMBED, Role
 from zoo.weights import AbstractWeight, init_weight
 
 
@@ -20,11 +21,18 @@ class LayerNorm(eqx.Module):
         self.bias = init_weight(None, (config.d_model,), (EMBED,), config.dtype, fan_in=None, zero=True) if config.norm_bias else None
         self.epsilon = config.norm_epsilon
 
-    def __call__(self, x: Float[Array, "B T E"]) -> Float[Array, "B T E"]:
+    def __call__(self, x: Float[Array, "B T E"], x_placed: Placed, constrain: Constrain) -> Float[Array, "B T E"]:
+        """Normalises over E, wherever `x_placed` says the layout splits it (`constrain.mean`
+        reduces the statistics over those chips)."""
         x32 = x.astype(jnp.float32)
-        mean = jnp.mean(x32, axis=-1, keepdims=True)
-        variance = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
-        y = (x32 - mean) * jnp.reciprocal(jnp.sqrt(variance + self.epsilon)) * self.scale.materialize(jnp.float32)
+        mean = constrain.mean(x32, x_placed)
+        variance = constrain.mean(jnp.square(x32 - mean), x_placed)
+        role, name = x_placed.dims[-1]
+        y = (x32 - mean) * jnp.reciprocal(jnp.sqrt(variance + self.epsilon)) * self._placed(self.scale, role, name, constrain)
         if self.bias is not None:
-            y = y + self.bias.materialize(jnp.float32)
+            y = y + self._placed(self.bias, role, name, constrain)
         return y.astype(x.dtype)
+
+    @staticmethod
+    def _placed(weight: AbstractWeight, role: Role, name: str | None, constrain: Constrain) -> Float[Array, " E"]:
+        return constrain(weight.materialize(jnp.float32), role, (name,), source=placed(Role.WEIGHT, weight.names))

@@ -5,15 +5,20 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from zoo.block import RESIDUAL_NAMES, Block
+from zoo.block import MATMUL_INPUT, RESIDUAL, RESIDUAL_NAMES, Block
 from zoo.config import ModelConfig
-from zoo.constraints import Constrain
+from zoo.constraints import Constrain, placed
 from zoo.logical_axes import BATCH, EMBED, LOGITS_VOCAB, MATMUL_EMBED, POSITIONS, SEQ, VOCAB, Role
 from zoo.norm import LayerNorm
-from zoo.weights import AbstractWeight, init_weight, prepend_layers_axis, strip_layers_axis_names, use_weight
+from zoo.weights import AbstractWeight, init_weight, prepend_layers_axis, strip_layers_axis_names, use_weight, used
 
 # Keys and values of every layer, [N, B, S, K, Q] each.
 StackedCache = tuple[Float[Array, "N B S K Q"], Float[Array, "N B S K Q"]]
+TOKEN_NAMES = (BATCH, SEQ)
+TOKENS = placed(Role.ACTIVATION, TOKEN_NAMES)
+LOGITS_NAMES = (BATCH, SEQ, LOGITS_VOCAB)
+_MATMUL_INPUT_NAMES = (BATCH, SEQ, MATMUL_EMBED)
+_POSITION_IDS = placed(Role.ACTIVATION, (None, SEQ))  # [1, T]: every sequence has the same positions
 
 
 class Transformer(eqx.Module):
@@ -40,42 +45,49 @@ class Transformer(eqx.Module):
         self.unembedding = None if config.tie_embeddings else init_weight(key_head, (E, V), (EMBED, VOCAB), config.dtype, fan_in=E)
         self.config = config
 
-    def embed(self, tokens: Int[Array, "B T"], positions: Int[Array, "B T"], constrain: Constrain) -> Float[Array, "B T E"]:
+    def embed(self, tokens: Int[Array, "B T"], positions: Int[Array, "1 T"], constrain: Constrain) -> Float[Array, "B T E"]:
+        """Token embeddings (plus learned positions) in the residual stream's placement."""
         dtype = jnp.dtype(self.config.dtype)
-        x = jnp.take(self.embedding.materialize(dtype), tokens, axis=0)
+        rows, rows_placed = constrain.lookup(use_weight(self.embedding, dtype, constrain), used(self.embedding), tokens, TOKENS)
+        x = constrain(rows, Role.ACTIVATION, RESIDUAL_NAMES, source=rows_placed)
         if self.positions is not None:
-            x = x + jnp.take(self.positions.materialize(dtype), positions, axis=0)
-        return constrain(x, Role.ACTIVATION, RESIDUAL_NAMES)
+            rows, rows_placed = constrain.lookup(use_weight(self.positions, dtype, constrain), used(self.positions), positions, _POSITION_IDS)
+            x = x + constrain(rows, Role.ACTIVATION, (None, *RESIDUAL_NAMES[1:]), source=rows_placed)
+        return x
 
     def __call__(
         self,
         x: Float[Array, "B T E"],
-        positions: Int[Array, "B T"],
+        positions: Int[Array, "1 T"],
         cache: StackedCache | None,
         write_index: Int[Array, ""] | None,
         constrain: Constrain,
     ) -> tuple[Float[Array, "B T E"], StackedCache | None]:
-        """Runs every block; `cache` holds the stacked [N, B, S, K, Q] keys and values."""
+        """Runs every block on the residual stream `x`; `cache` holds the stacked [N, B, S, K, Q]
+        keys and values. The final norm is the output head's (`logits`)."""
 
         def layer(x, scanned):
             block, layer_cache = scanned
             x, layer_cache = strip_layers_axis_names(block)(x, positions, layer_cache, write_index, constrain)
             return x, layer_cache
 
-        x, cache = jax.lax.scan(layer, x, (self.blocks, cache))
-        return self.final_norm(x), cache
+        return jax.lax.scan(layer, x, (self.blocks, cache))
 
     def logits(self, x: Float[Array, "B T E"], constrain: Constrain) -> Float[Array, "B T V"]:
+        """The final norm and the output head on the residual stream `x`, logits in fp32."""
         dtype = x.dtype
         # The head is a projection like any other: its input takes the matmul-input layout (B L E_x
         # under 2D weight-stationary), so the partial sums are reduced into the vocabulary's shards
         # instead of the compiler moving the whole [V, E] table to match a residual-layout input.
-        x = constrain(x, Role.ACTIVATION, (BATCH, SEQ, MATMUL_EMBED))
+        # The norm runs there too, as in the blocks.
+        x = self.final_norm(constrain(x, Role.ACTIVATION, _MATMUL_INPUT_NAMES, source=RESIDUAL), MATMUL_INPUT, constrain)
+        # Partial sums are reduced in the compute dtype, as in every other projection (the paper's
+        # bf16 volumes); the reduced logits are then sampled in fp32.
         if self.unembedding is None:
-            logits = jnp.einsum("BTE,VE->BTV", x, use_weight(self.embedding, dtype, constrain), preferred_element_type=jnp.float32)
+            logits = constrain.contract("BTE,VE->BTV", x, MATMUL_INPUT, use_weight(self.embedding, dtype, constrain), used(self.embedding))
         else:
-            logits = jnp.einsum("BTE,EV->BTV", x, use_weight(self.unembedding, dtype, constrain), preferred_element_type=jnp.float32)
-        return constrain(logits, Role.ACTIVATION, (BATCH, SEQ, LOGITS_VOCAB))
+            logits = constrain.contract("BTE,EV->BTV", x, MATMUL_INPUT, use_weight(self.unembedding, dtype, constrain), used(self.unembedding))
+        return constrain(logits[0], Role.ACTIVATION, LOGITS_NAMES, source=logits[1]).astype(jnp.float32)
 
 
 def build_abstract(config: ModelConfig) -> Transformer:

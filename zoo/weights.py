@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int8
 
-from zoo.constraints import Constrain
+from zoo.constraints import Constrain, Placed, placed
 from zoo.logical_axes import LAYERS, AxisNames, Role
 
 
@@ -67,12 +67,25 @@ class Int8Weight(AbstractWeight):
 
 def use_weight(weight: AbstractWeight, dtype, constrain: Constrain) -> Array:
     """A weight as a matmul consumes it: in the compute dtype, laid out as the layout wants it used
-    (weight-gathered layouts all-gather here)."""
-    return constrain(weight.materialize(dtype), Role.WEIGHT_USE, weight.names)
+    (weight-gathered layouts all-gather here; an int8 weight is gathered as int8 and its scales,
+    then dequantized, so the links carry one byte per element)."""
+    if isinstance(weight, Int8Weight):
+        quantized = constrain(weight.quantized, Role.WEIGHT_USE, weight.names, source=placed(Role.WEIGHT, weight.names))
+        scale = constrain(weight.scale, Role.WEIGHT_USE, weight.scale_names, source=placed(Role.WEIGHT, weight.scale_names))
+        return quantized.astype(dtype) * scale.astype(dtype)
+    return constrain(weight.materialize(dtype), Role.WEIGHT_USE, weight.names, source=placed(Role.WEIGHT, weight.names))
 
 
-def use_bias(bias: AbstractWeight | None, dtype) -> Array | float:
-    return 0.0 if bias is None else bias.materialize(dtype)
+def used(weight: AbstractWeight) -> Placed:
+    """Where `use_weight` puts the weight."""
+    return placed(Role.WEIGHT_USE, weight.names)
+
+
+def use_bias(bias: AbstractWeight | None, dtype, constrain: Constrain, role: Role, names: AxisNames) -> Array | float:
+    """A bias in the compute dtype, placed like the activation (`names` under `role`) it is added to."""
+    if bias is None:
+        return 0.0
+    return constrain(bias.materialize(dtype), role, names, source=placed(Role.WEIGHT, bias.names))
 
 
 def is_weight(node) -> bool:
