@@ -1,12 +1,13 @@
-"""Moving a tensor from one placement to another: which collectives it takes, in which order.
+"""Moving a tensor from one distribution over the mesh to another: which collectives it takes, in
+which order.
 
 This is the one derivation both the cost model (`layouts.cost.terms`, which counts the bytes of each
 step) and the explicit partitioner (`layouts.explicit`, which runs each step with `shard_map`
 collectives) use, so the estimate and the executed program cannot name different collectives.
 
-A placement gives, per dimension, the mesh axes it is split over (major first: split over ("x", "y")
+A distribution gives, per dimension, the mesh axes it is split over (major first: split over ("x", "y")
 means chip (x, y) holds block x·Y + y), and the axes the values are still partial sums over. Between
-two placements:
+two distributions:
 
 - an axis the destination splits a dimension over that the source neither splits nor sums over is
   a local slice (free);
@@ -16,7 +17,7 @@ two placements:
 - an axis the source splits a dimension over and the destination drops is an all-gather.
 
 They run in that order, each kind as one collective over all its axes: slicing first and gathering
-last keeps every buffer as small as it can be. The steps record the placement before and after,
+last keeps every buffer as small as it can be. The steps record the distribution before and after,
 which is what the byte counts are taken from.
 """
 
@@ -29,7 +30,9 @@ STEP_KINDS = ("slice", "reduce_scatter", "all_reduce", "all_to_all", "all_gather
 
 
 @dataclasses.dataclass(frozen=True)
-class Placement:
+class Distribution:
+    """How a tensor is spread over the mesh axes (the zoo's `Placed`, resolved under a layout)."""
+
     axes: tuple[Axes, ...]  # per dimension, the mesh axes it is split over, major first
     partial: Axes = ()  # mesh axes the values are still to be summed over
 
@@ -41,8 +44,8 @@ class Placement:
 class Step:
     kind: str  # one of STEP_KINDS
     axes: Axes  # the mesh axes it runs over, in mesh order
-    before: Placement
-    after: Placement
+    before: Distribution
+    after: Distribution
 
 
 def canonical(axes) -> Axes:
@@ -50,20 +53,20 @@ def canonical(axes) -> Axes:
     return tuple(axis for axis in MESH_AXES if axis in present)
 
 
-def _placement(source: Placement, destination: tuple[Axes, ...], left: set[str], arrived: set[str], partial: set[str]) -> Placement:
+def _distribution(source: Distribution, destination: tuple[Axes, ...], left: set[str], arrived: set[str], partial: set[str]) -> Distribution:
     """Where the tensor is once the axes in `left` have left their source dimension and those in
     `arrived` have reached their destination dimension."""
     axes = []
     for before, after in zip(source.axes, destination):
         kept = tuple(axis for axis in before if axis not in left)
         axes.append(kept + tuple(axis for axis in after if axis in arrived and axis not in kept))
-    return Placement(tuple(axes), canonical(partial))
+    return Distribution(tuple(axes), canonical(partial))
 
 
-def derive(source: Placement, destination: tuple[Axes, ...]) -> tuple[Step, ...]:
+def derive(source: Distribution, destination: tuple[Axes, ...]) -> tuple[Step, ...]:
     """The steps that take `source` to `destination` (which holds no partial sums)."""
     if len(source.axes) != len(destination):
-        raise ValueError(f"placement of rank {len(source.axes)} moved to rank {len(destination)}")
+        raise ValueError(f"distribution of rank {len(source.axes)} moved to rank {len(destination)}")
     held = {axis: index for index, axes in enumerate(source.axes) for axis in axes}
     target = {axis: index for index, axes in enumerate(destination) for axis in axes}
     partial = set(source.partial)
@@ -84,13 +87,13 @@ def derive(source: Placement, destination: tuple[Axes, ...]) -> tuple[Step, ...]
             left |= set(axes)
         if kind != "all_gather":
             arrived |= set(axes)
-        after = _placement(source, destination, left, arrived, partial)
+        after = _distribution(source, destination, left, arrived, partial)
         steps.append(Step(kind, axes, current, after))
         current = after
     return tuple(steps)
 
 
-def explicit_problem(source: Placement, destination: tuple[Axes, ...]) -> str | None:
+def explicit_problem(source: Distribution, destination: tuple[Axes, ...]) -> str | None:
     """Why the explicit partitioner cannot run this move, or None. It pops axes off the minor end
     of the dimensions that lose them and pushes axes onto the minor end of those that gain them, so
     a dimension may lose or gain axes in one move, not both, and must keep its remaining axes as

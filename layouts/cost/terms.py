@@ -31,7 +31,7 @@ from layouts.workload import Workload
 from layouts.divisibility import check_divides
 from layouts.hardware import Chip
 from layouts.layout import COLLECTIVE_KINDS, MESH_AXES, Partitioning
-from layouts.transitions import Placement, canonical, derive
+from layouts.transitions import Distribution, canonical, derive
 from zoo.config import ModelConfig, dtype_bytes
 from zoo.quantization import is_matmul_weight
 from zoo.transformer import build_abstract
@@ -143,7 +143,7 @@ def _move(tensor: _Tensor, destination: tuple[Axes, ...], where: str) -> list[Co
     `layouts.transitions` derives them; each counts its bytes by the convention above from the
     placement it runs on (before) or produces (after, for an all-gather)."""
     collectives = []
-    for step in derive(Placement(tensor.axes, tensor.partial), destination):
+    for step in derive(Distribution(tensor.axes, tensor.partial), destination):
         if step.kind == "slice":
             continue
         placed = step.after if step.kind == "all_gather" else step.before
