@@ -14,7 +14,8 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 
 from layouts.layout import Partitioning
-from layouts.sharding import activation_sharding, cache_shardings, make_constrain, param_shardings
+from layouts.partitioners import DEFAULT_PARTITIONER, placement_hook
+from layouts.sharding import activation_sharding, cache_shardings, param_shardings
 from zoo.inference import decode_step, prefill
 from zoo.kv_cache import KVCache, abstract_cache
 from zoo.logical_axes import BATCH, LOGITS_VOCAB, SEQ
@@ -44,7 +45,7 @@ class PhaseProgram:
         )
 
 
-def _phase_program(partitioning: Partitioning, mesh: Mesh, model: Transformer, cache: KVCache, token_shape, function) -> PhaseProgram:
+def _phase_program(partitioning: Partitioning, mesh: Mesh, model: Transformer, cache: KVCache, token_shape, function, partitioner: str) -> PhaseProgram:
     model_shardings = param_shardings(model, partitioning, mesh)
     cache_sharding = cache_shardings(cache, partitioning, mesh)
     names = (BATCH, SEQ) if len(token_shape) == 2 else (BATCH,)
@@ -52,7 +53,7 @@ def _phase_program(partitioning: Partitioning, mesh: Mesh, model: Transformer, c
     batch = token_shape[0]
     logits_sharding = activation_sharding(partitioning, mesh, (BATCH, LOGITS_VOCAB), (batch, model.config.vocab), "logits")
     step = jax.jit(
-        partial(function, constrain=make_constrain(partitioning, mesh)),
+        partial(function, constrain=placement_hook(partitioning, mesh, partitioner)),
         in_shardings=(model_shardings, token_sharding, cache_sharding),
         out_shardings=(logits_sharding, cache_sharding),
         donate_argnums=(2,),
@@ -84,11 +85,13 @@ def build_steps(
     input_len: int,
     max_len: int,
     cache_dtype: str | None = None,
+    partitioner: str = DEFAULT_PARTITIONER,
 ) -> ShardedSteps:
-    """Steps for `batch` prompts of `input_len` tokens and a cache of `max_len` (model may be abstract)."""
+    """Steps for `batch` prompts of `input_len` tokens and a cache of `max_len` (model may be
+    abstract), their collectives written out by `partitioner` ("explicit" or "compiler")."""
     cache = abstract_cache(model.config, batch, max_len, cache_dtype)
     return ShardedSteps(
-        prefill=_phase_program(prefill_partitioning, mesh, model, cache, (batch, input_len), prefill),
-        decode=_phase_program(decode_partitioning, mesh, model, cache, (batch,), decode_step),
+        prefill=_phase_program(prefill_partitioning, mesh, model, cache, (batch, input_len), prefill, partitioner),
+        decode=_phase_program(decode_partitioning, mesh, model, cache, (batch,), decode_step, partitioner),
         mesh=mesh,
     )

@@ -63,19 +63,44 @@ def _distribution(source: Distribution, destination: tuple[Axes, ...], left: set
     return Distribution(tuple(axes), canonical(partial))
 
 
+def _prefix(before: Axes, after: Axes) -> int:
+    """How many leading axes a dimension keeps in place."""
+    kept = 0
+    while kept < min(len(before), len(after)) and before[kept] == after[kept]:
+        kept += 1
+    return kept
+
+
+def _moves(source: Distribution, destination: tuple[Axes, ...]):
+    """Per mesh axis: the dimension it must leave (`leaving`) and the one it must reach
+    (`arriving`), and the dimensions that do both (`mixed`). A dimension keeps its leading axes
+    that stay in place; every axis after those leaves it, and every axis the destination has after
+    them arrives, so an axis that stays in its dimension but changes rank leaves and comes back."""
+    leaving, arriving, mixed = {}, {}, set()
+    for index, (before, after) in enumerate(zip(source.axes, destination)):
+        kept = _prefix(before, after)
+        leaving |= {axis: index for axis in before[kept:]}
+        arriving |= {axis: index for axis in after[kept:]}
+        if before[kept:] and after[kept:]:
+            mixed.add(index)
+    return leaving, arriving, mixed
+
+
 def derive(source: Distribution, destination: tuple[Axes, ...]) -> tuple[Step, ...]:
     """The steps that take `source` to `destination` (which holds no partial sums)."""
     if len(source.axes) != len(destination):
         raise ValueError(f"distribution of rank {len(source.axes)} moved to rank {len(destination)}")
-    held = {axis: index for index, axes in enumerate(source.axes) for axis in axes}
-    target = {axis: index for index, axes in enumerate(destination) for axis in axes}
+    leaving, arriving, mixed = _moves(source, destination)
     partial = set(source.partial)
+    # A dimension that loses axes and gains others is sliced once it has lost them all.
+    late = {axis for axis, index in arriving.items() if index in mixed and axis not in partial and leaving.get(axis, index) == index}
     kinds = (
-        ("slice", canonical(axis for axis in target if axis not in held and axis not in partial)),
-        ("reduce_scatter", canonical(axis for axis in partial if axis in target)),
-        ("all_reduce", canonical(axis for axis in partial if axis not in target)),
-        ("all_to_all", canonical(axis for axis, index in held.items() if axis in target and target[axis] != index)),
-        ("all_gather", canonical(axis for axis in held if axis not in target)),
+        ("slice", canonical(axis for axis in arriving if axis not in leaving and axis not in partial and axis not in late)),
+        ("reduce_scatter", canonical(axis for axis in partial if axis in arriving)),
+        ("all_reduce", canonical(axis for axis in partial if axis not in arriving)),
+        ("all_to_all", canonical(axis for axis, index in leaving.items() if arriving.get(axis, index) != index)),
+        ("all_gather", canonical(axis for axis, index in leaving.items() if arriving.get(axis, index) == index)),
+        ("slice", canonical(late)),
     )
     steps, left, arrived, current = [], set(), set(), source
     for kind, axes in kinds:
@@ -85,6 +110,7 @@ def derive(source: Distribution, destination: tuple[Axes, ...]) -> tuple[Step, .
             partial -= set(axes)
         if kind in ("all_to_all", "all_gather"):
             left |= set(axes)
+            arrived -= set(axes)
         if kind != "all_gather":
             arrived |= set(axes)
         after = _distribution(source, destination, left, arrived, partial)
@@ -94,16 +120,12 @@ def derive(source: Distribution, destination: tuple[Axes, ...]) -> tuple[Step, .
 
 
 def explicit_problem(source: Distribution, destination: tuple[Axes, ...]) -> str | None:
-    """Why the explicit partitioner cannot run this move, or None. It pops axes off the minor end
-    of the dimensions that lose them and pushes axes onto the minor end of those that gain them, so
-    a dimension may lose or gain axes in one move, not both, and must keep its remaining axes as
-    the leading ones in the same order. Anything else would need a permutation among chips."""
-    for index, (before, after) in enumerate(zip(source.axes, destination)):
-        if before == after:
-            continue
-        if before[: len(after)] == after:
-            continue  # loses a minor suffix
-        if after[: len(before)] == before:
-            continue  # gains a minor suffix
-        return f"dimension {index} split over {before or '()'} cannot become {after or '()'} without a permutation among chips"
+    """Why the explicit partitioner cannot run this move, or None. A dimension that loses axes
+    and gains others can gain them only by slicing, once it has lost the others: an axis reduced
+    or moved into it would land among chips that do not hold the block it belongs to."""
+    leaving, arriving, mixed = _moves(source, destination)
+    for axis, index in arriving.items():
+        if index in mixed and (axis in source.partial or leaving.get(axis, index) != index):
+            before, after = source.axes[index], destination[index]
+            return f"dimension {index} split over {before or '()'} cannot become {after or '()'} without a permutation among chips"
     return None

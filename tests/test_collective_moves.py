@@ -46,6 +46,8 @@ CASES = {
     "attention out (all-to-all back)": ((8, 8), Distribution((("x", "y", "z"), ())), ((), ("z", "y", "x"))),
     "wg-xy weight gather (two dimensions, one all-gather)": ((4, 8), Distribution((("x",), ("z", "y"))), ((), ("z",))),
     "batch-sharded cache write (slice)": ((8, 4), Distribution(((), ())), (("x", "y", "z"), ())),
+    "bias into the residual (gather x, then slice z and y)": ((8,), Distribution((("x",),)), (("z", "y"),)),
+    "heads kept on x under batch-z (all-to-all z, gather y and x, slice y and x)": ((8, 8), Distribution(((), ("z", "y", "x"))), (("z",), ("y", "x"))),
     "embedding rows (reduce-scatter yz after slicing nothing)": ((2, 8), Distribution(((), ("x",)), ("y", "z")), ((), ("x", "y", "z"))),
 }
 
@@ -61,7 +63,8 @@ def test_a_move_redistributes_the_whole_tensor(devices, case):
 
 
 def test_a_move_that_needs_a_permutation_is_refused_with_its_reason(devices):
-    # Heads split (z, y, x) cannot become heads split over x alone by popping axes off the end.
-    source, destination = Distribution(((), ("z", "y", "x"))), (("y", "z"), ("x",))
+    # Heads split over (y, x) cannot take z in front of them by an all-to-all: chip (x, y, z)
+    # would receive blocks it does not hold.
+    source, destination = Distribution((("z",), ("y", "x"))), ((), ("z", "y", "x"))
     with pytest.raises(ExplicitProgramError, match="permutation among chips.*--partitioner compiler"):
         _moved(devices, (8, 8), source, destination)[1].lower(jax.ShapeDtypeStruct((8, 8), jnp.float32))

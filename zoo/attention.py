@@ -73,10 +73,10 @@ class Attention(eqx.Module):
         x: Float[Array, "B T E"],
         x_placed: Placed,
         positions: Int[Array, "1 T"],
-        cache: tuple[Float[Array, "B S K Q"], Float[Array, "B S K Q"]] | None,
+        cache: tuple[Float[Array, "_ S _ Q"], Float[Array, "_ S _ Q"]] | None,
         write_index: Int[Array, ""] | None,
         constrain: Constrain,
-    ) -> tuple[tuple[Float[Array, "B T E"], Placed], tuple[Float[Array, "B S K Q"], Float[Array, "B S K Q"]] | None]:
+    ) -> tuple[tuple[Float[Array, "B T E"], Placed], tuple[Float[Array, "_ S _ Q"], Float[Array, "_ S _ Q"]] | None]:
         """Returns the output projection (before any reduction over split heads; the block adds
         `b_o` once it is reduced) with where it is, and the cache with this call's keys and values
         written at `write_index`. Without a cache the call attends causally over its own tokens

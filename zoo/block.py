@@ -17,7 +17,9 @@ RESIDUAL = placed(Role.ACTIVATION, RESIDUAL_NAMES)
 _MATMUL_INPUT_NAMES = (BATCH, SEQ, MATMUL_EMBED)
 MATMUL_INPUT = placed(Role.ACTIVATION, _MATMUL_INPUT_NAMES)
 
-LayerCache = tuple[Float[Array, "B S K Q"], Float[Array, "B S K Q"]]
+# Keys and values of one layer. Their batch and heads are where attention runs, which under the
+# explicit partitioner (each chip its own shard) need not be where the residual stream splits them.
+LayerCache = tuple[Float[Array, "_ S _ Q"], Float[Array, "_ S _ Q"]]
 
 
 class Block(eqx.Module):
@@ -70,7 +72,7 @@ class Block(eqx.Module):
         return sum((use_bias(bias, dtype, constrain, Role.ACTIVATION, RESIDUAL_NAMES[2:]) for bias in biases), 0.0)
 
 
-def _matmul_input(x: Float[Array, "B T E"], constrain: Constrain) -> Float[Array, "B T E"]:
+def _matmul_input(x: Float[Array, "B T E"], constrain: Constrain) -> Float[Array, "B T _"]:
     """The residual stream moved to where the projections take their input. The norm runs after
     the move, on the gathered input, so its statistics need little or no communication."""
     return constrain(x, Role.ACTIVATION, _MATMUL_INPUT_NAMES, source=RESIDUAL)

@@ -12,8 +12,8 @@ from zoo.logical_axes import BATCH, EMBED, LOGITS_VOCAB, MATMUL_EMBED, POSITIONS
 from zoo.norm import LayerNorm
 from zoo.weights import AbstractWeight, init_weight, prepend_layers_axis, strip_layers_axis_names, use_weight, used
 
-# Keys and values of every layer, [N, B, S, K, Q] each.
-StackedCache = tuple[Float[Array, "N B S K Q"], Float[Array, "N B S K Q"]]
+# Keys and values of every layer, [N, B, S, K, Q] each (batch and heads unchecked: see LayerCache).
+StackedCache = tuple[Float[Array, "N _ S _ Q"], Float[Array, "N _ S _ Q"]]
 TOKEN_NAMES = (BATCH, SEQ)
 TOKENS = placed(Role.ACTIVATION, TOKEN_NAMES)
 LOGITS_NAMES = (BATCH, SEQ, LOGITS_VOCAB)

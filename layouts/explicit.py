@@ -1,0 +1,121 @@
+"""The explicit partitioner: the step runs on every chip's shard (`shard_map`), and each change of
+placement the zoo declares becomes the collectives `layouts.transitions` derives for it, the same
+derivation the cost model counts. So the compiled program is the layout's program: what the paper
+prescribes, plus only what the model needs beyond its formulas, each in a named scope of its own so
+the compiled program's collectives can be told apart (`layouts.compiled.hlo_analysis`):
+
+- "embedding lookup": each chip looks up the rows of its vocabulary shard, and the partial rows are
+  reduced into the residual stream (the paper leaves the lookup out of its volumes);
+- "norm statistics": a norm over an E that is still split (2D weight-stationary's E_x) sums its
+  statistics over those chips, two [B, L, 1] fp32 values.
+
+A layout whose placements would need a permutation among chips is refused with
+`ExplicitProgramError` when the step is traced; the compiler partitioner can still run it.
+"""
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.sharding import Mesh, PartitionSpec
+
+from layouts.collective_moves import ExplicitProgramError, move
+from layouts.layout import Partitioning
+from layouts.resolver import resolve
+from layouts.sharding import cache_shardings, param_shardings
+from layouts.transitions import Axes, Distribution, canonical
+from zoo.constraints import Constrain, Placed, contracted
+from zoo.logical_axes import Role
+from zoo.transformer import TOKEN_NAMES
+
+EMBEDDING_LOOKUP = "embedding lookup"
+NORM_STATISTICS = "norm statistics"
+# The named scopes of collectives the paper's formulas do not have.
+UNPRESCRIBED_SCOPES = (EMBEDDING_LOOKUP, NORM_STATISTICS)
+
+
+class ExplicitPlacement(Constrain):
+    """The explicit partitioner's hook for one partitioning on one mesh."""
+
+    def __init__(self, partitioning: Partitioning, mesh: Mesh) -> None:
+        self.partitioning, self.mesh = partitioning, mesh
+        self.sizes = dict(mesh.shape)
+
+    def _axes(self, role: Role, name: str | None) -> Axes:
+        """The mesh axes `name` is split over, less those of size 1 (they split nothing)."""
+        return tuple(axis for axis in self.partitioning.axes(role, name) if self.sizes.get(axis, 1) > 1)
+
+    def distribution(self, where: Placed) -> Distribution:
+        partial = canonical(axis for role, name in where.summed for axis in self._axes(role, name))
+        return Distribution(tuple(self._axes(role, name) for role, name in where.dims), partial)
+
+    def __call__(self, x, role: Role, names, *, source=None):
+        if source is None:
+            raise ExplicitProgramError(f"placing {role.value} {names}: the explicit partitioner needs the array's source placement")
+        sources = source if isinstance(source, tuple) else (source,)
+        distributions = {self.distribution(each) for each in sources}
+        if len(distributions) > 1:
+            raise ExplicitProgramError(f"placing {role.value} {names}: the terms of a sum are distributed differently: {distributions}")
+        destination = tuple(self._axes(role, name) for name in names)
+        return move(x, distributions.pop(), destination, self.sizes, where=f"{role.value} {'/'.join(str(name) for name in names)}")
+
+    def contract(self, subscripts, x, x_placed, w, w_placed, **einsum_options):
+        # A contracted dimension of x must be split as the weight splits it (the cost model's
+        # projection moves it the same way) for the local einsum to be the chip's partial sum.
+        inputs, output = subscripts.replace(" ", "").split("->")
+        x_letters, w_letters = inputs.split(",")
+        here, weight = self.distribution(x_placed), self.distribution(w_placed)
+        by_letter = dict(zip(w_letters, weight.axes))
+        wanted = tuple(by_letter[letter] if letter in by_letter and letter not in output else axes for letter, axes in zip(x_letters, here.axes))
+        if wanted != here.axes:
+            x = move(x, here, wanted, self.sizes, where=f"{subscripts} input")
+        return jnp.einsum(subscripts, x, w, **einsum_options), contracted(subscripts, x_placed, w_placed)
+
+    def lookup(self, table, table_placed, ids, ids_placed):
+        """Each chip looks up the rows its vocabulary shard holds and zeros the rest: the rows are
+        then a partial sum over the vocabulary's axes, which the move into the residual reduces."""
+        vocab_axes = self.distribution(Placed(table_placed.dims[:1])).axes[0]
+        rows_axes = set(self.distribution(Placed(table_placed.dims[1:])).axes[0])
+        clash = rows_axes & {axis for axes in self.distribution(ids_placed).axes for axis in axes}
+        if clash:
+            raise ExplicitProgramError(f"embedding lookup: mesh axes {sorted(clash)} split both the ids and the table's rows")
+        with jax.named_scope(EMBEDDING_LOOKUP):
+            local_vocab = table.shape[0]
+            shard = jnp.int32(0)
+            for axis in vocab_axes:  # the shard's index, first axis major
+                shard = shard * self.sizes[axis] + lax.axis_index(axis)
+            local_ids = ids - shard * local_vocab
+            here = (local_ids >= 0) & (local_ids < local_vocab)
+            rows = jnp.take(table, jnp.clip(local_ids, 0, local_vocab - 1), axis=0)
+            rows = jnp.where(here[..., None], rows, jnp.zeros((), rows.dtype))
+        return rows, Placed(ids_placed.dims + table_placed.dims[1:], ids_placed.summed + table_placed.dims[:1])
+
+    def mean(self, x, x_placed):
+        axes = self.distribution(x_placed).axes[-1]
+        total = jnp.sum(x, axis=-1, keepdims=True)
+        if axes:
+            with jax.named_scope(NORM_STATISTICS):
+                total = lax.psum(total, axes)
+        ways = 1
+        for axis in axes:
+            ways *= self.sizes[axis]
+        return total / jnp.asarray(x.shape[-1] * ways, x.dtype)
+
+    def step(self, function, model, tokens, cache, logits_names):
+        """`function` on every chip's shard of the model, the tokens and the cache."""
+        mesh_shape = self.sizes
+        model_specs = jax.tree.map(lambda sharding: sharding.spec, param_shardings(model, self.partitioning, self.mesh))
+        token_spec = resolve(self.partitioning, Role.ACTIVATION, TOKEN_NAMES, tokens.shape, mesh_shape, tensor="tokens")
+        logits_shape = (tokens.shape[0], model.config.vocab) if len(logits_names) == 2 else (*tokens.shape, model.config.vocab)
+        logits_spec = resolve(self.partitioning, Role.ACTIVATION, logits_names, logits_shape, mesh_shape, tensor="logits")
+        if cache is None:
+            run = jax.shard_map(
+                lambda model, tokens: function(model, tokens, None),
+                mesh=self.mesh, in_specs=(model_specs, token_spec), out_specs=(logits_spec, PartitionSpec()), check_vma=False,
+            )  # fmt: skip
+            return run(model, tokens)
+        cache_specs = jax.tree.map(lambda sharding: sharding.spec, cache_shardings(cache, self.partitioning, self.mesh))
+        run = jax.shard_map(
+            function, mesh=self.mesh, in_specs=(model_specs, token_spec, cache_specs), out_specs=(logits_spec, cache_specs), check_vma=False
+        )
+        return run(model, tokens, cache)
+
