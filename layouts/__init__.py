@@ -17,11 +17,13 @@ Lower parts never import higher ones: cost and compiled import only this core, b
 """
 
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
+from layouts.collective_moves import ExplicitProgramError
 from layouts.errors import IndivisibleDimensionError, LayoutError, LayoutFileError, MeshError, UnknownLayoutError
 from layouts.hardware import CHIPS, Chip, get_chip, load_chips
 from layouts.layout import COLLECTIVE_KINDS, MESH_AXES, AttentionLayout, Layout, Partitioning
 from layouts.layout_file import load
 from layouts.mesh import choose_mesh_shape, factorizations, format_mesh, make_mesh, parse_mesh
+from layouts.partitioners import DEFAULT_PARTITIONER, PARTITIONERS, placement_hook
 from layouts.registry import get_attention_layout, get_layout, get_partitioning
 from layouts.resolver import resolve
 from layouts.sharding import (
@@ -40,6 +42,8 @@ from layouts.workload import Workload
 __all__ = [
     "ATTENTION_LAYOUTS",
     "CHIPS",
+    "DEFAULT_PARTITIONER",
+    "ExplicitProgramError",
     "COLLECTIVE_KINDS",
     "Chip",
     "AttentionLayout",
@@ -50,6 +54,7 @@ __all__ = [
     "LayoutFileError",
     "MESH_AXES",
     "MeshError",
+    "PARTITIONERS",
     "Partitioning",
     "PhaseProgram",
     "Placement",
@@ -73,6 +78,7 @@ __all__ = [
     "make_mesh",
     "param_shardings",
     "parse_mesh",
+    "placement_hook",
     "resolve",
     "shard_model",
     "sharded_generate",

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from layouts.errors import LayoutError
-from layouts.transitions import Axes, Distribution, derive, explicit_problem
+from layouts.transitions import Axes, Distribution, derive, explicit_problem, kept_axes
 
 
 class ExplicitProgramError(LayoutError):
@@ -44,69 +44,109 @@ class _Blocks:
         self.array = self.array.reshape(tuple(sizes[axis] for axis in axes) + self.array.shape[1:])
         self.labels = [(dimensions[axis], axis) for axis in axes] + self.labels[1:]
 
-    def recut(self, source: Distribution, destination: tuple[Axes, ...], axes: Axes, sizes: dict[str, int]) -> None:
+    def recut(self, source: Distribution, gained: list[Axes], axes: Axes, sizes: dict[str, int]) -> None:
         """Joins the blocks of each dimension that `axes` arrive in (all it brought in, in the
-        source's order, then the rest) and cuts it again into one block per arriving axis (in the
+        source's order, then the rest) and cuts it again into one block per axis it gains (in the
         destination's order) and the rest."""
-        for index in sorted({next(d for d, after in enumerate(destination) if axis in after) for axis in axes}):
+        for index in sorted({next(d for d, added in enumerate(gained) if axis in added) for axis in axes}):
             mine = [i for axis in source.axes[index] for i, label in enumerate(self.labels) if label == (index, axis)]
             mine.append(self.labels.index((index, None)))
             others = [i for i in range(len(self.labels)) if i not in mine]
             array = jnp.transpose(self.array, others + mine)
-            arriving = tuple(axis for axis in destination[index][len(_kept(source.axes[index], destination[index])) :])
+            arriving = gained[index]
             joined = math.prod(array.shape[len(others) :])
             self.array = array.reshape(array.shape[: len(others)] + tuple(sizes[axis] for axis in arriving) + (joined // math.prod(sizes[axis] for axis in arriving),))
             self.labels = [self.labels[i] for i in others] + [(index, axis) for axis in arriving] + [(index, None)]
+
+    def cut_in_place(self, axes: Axes) -> tuple[int, Axes] | None:
+        """Where the blocks of `axes` lie if they are cut from one dimension, side by side, just
+        before its rest: (position of the first, their order); else None."""
+        positions = sorted(i for i, (_, axis) in enumerate(self.labels) if axis in axes)
+        if len(positions) != len(axes) or len({self.labels[i][0] for i in positions}) != 1:
+            return None
+        first, dimension = positions[0], self.labels[positions[0]][0]
+        if positions != list(range(first, first + len(axes))) or self.labels[first + len(axes)] != (dimension, None):
+            return None
+        return first, tuple(self.labels[i][1] for i in positions)
+
+    def join_rest(self, first: int, count: int) -> None:
+        """Joins the `count` blocks at `first` with the rest of their dimension, just after them."""
+        shape = self.array.shape
+        self.array = self.array.reshape(shape[:first] + (-1,) + shape[first + count + 1 :])
+        self.labels = self.labels[:first] + self.labels[first + count :]
 
     def drop_front(self) -> None:
         self.array = self.array.reshape(self.array.shape[1:])
         self.labels = self.labels[1:]
 
 
-def move(x, source: Distribution, destination: tuple[Axes, ...], sizes: dict[str, int], where: str = "move"):
-    """`x`, one chip's shard distributed as `source`, redistributed as `destination`."""
-    steps = derive(source, destination)
+def move(x, source: Distribution, destination: tuple[Axes, ...], sizes: dict[str, int], where: str = "move", reorderable: frozenset[int] = frozenset()):
+    """`x`, one chip's shard distributed as `source`, redistributed as `destination` (the
+    dimensions in `reorderable` possibly relabelled: `layouts.transitions.kept_axes`)."""
+    steps = derive(source, destination, reorderable)
     if not steps:
         return x
-    problem = explicit_problem(source, destination)
+    problem = explicit_problem(source, destination, reorderable)
     if problem is not None:
         raise ExplicitProgramError(f"{where}: {problem}; the compiler partitioner (--partitioner compiler) can run it")
-    leaving = {axis: index for index, axes in enumerate(source.axes) for axis in axes if axis not in _kept(source.axes[index], destination[index])}
+    kept = [kept_axes(before, after, index in reorderable) for index, (before, after) in enumerate(zip(source.axes, destination))]
+    lost = [tuple(axis for axis in before if axis not in keep) for before, keep in zip(source.axes, kept)]
+    gained = [tuple(axis for axis in after if axis not in keep) for after, keep in zip(destination, kept)]
+    leaving = {axis: index for index, axes in enumerate(lost) for axis in axes}
     ways = lambda axes: math.prod(sizes[axis] for axis in axes)  # noqa: E731
     whole = [size * ways(before) for size, before in zip(x.shape, source.axes)]
     labels, shape = [], []
-    for index, (size, before, after) in enumerate(zip(x.shape, source.axes, destination)):
+    for index, size in enumerate(x.shape):
         # A dimension that only gains axes is cut into their blocks now; one that also loses
         # axes is cut when it has lost them (the last slice).
-        gained = after[len(_kept(before, after)) :] if not before[len(_kept(before, after)) :] else ()
-        for axis in gained:
+        cut = gained[index] if not lost[index] else ()
+        for axis in cut:
             labels.append((index, axis))
             shape.append(sizes[axis])
         labels.append((index, None))
-        shape.append(size // ways(gained))
+        shape.append(size // ways(cut))
     blocks = _Blocks(x.reshape(shape), labels)
 
     with jax.named_scope(where):
         for step in steps:
             axes = step.axes
             if step.kind == "slice":
-                late = tuple(axis for axis in axes if any(axis in after and before[len(_kept(before, after)) :] for before, after in zip(source.axes, destination)))
+                late = tuple(axis for axis in axes if any(axis in added and lost[index] for index, added in enumerate(gained)))
                 if late:  # into a dimension that has lost its other axes: cut it now
-                    blocks.recut(source, destination, late, sizes)
+                    blocks.recut(source, gained, late, sizes)
                 for axis in axes:
                     position = next(i for i, (_, name) in enumerate(blocks.labels) if name == axis)
                     blocks.array = lax.dynamic_index_in_dim(blocks.array, lax.axis_index(axis), position, keepdims=False)
                     del blocks.labels[position]
             elif step.kind == "reduce_scatter":
-                blocks.to_front(axes)
-                blocks.array = lax.psum_scatter(blocks.array, axes, scatter_dimension=0, tiled=True)
-                blocks.drop_front()
+                cut = blocks.cut_in_place(axes)
+                if cut is not None:  # into one dimension: scatter it as it is
+                    blocks.join_rest(cut[0], len(axes))
+                    blocks.array = lax.psum_scatter(blocks.array, cut[1], scatter_dimension=cut[0], tiled=True)
+                else:
+                    blocks.to_front(axes)
+                    blocks.array = lax.psum_scatter(blocks.array, axes, scatter_dimension=0, tiled=True)
+                    blocks.drop_front()
             elif step.kind == "all_reduce":
                 blocks.array = lax.psum(blocks.array, axes)
+            elif step.kind == "all_to_all" and (direct := _all_lost(axes, lost)) is not None:
+                origin, order = direct
+                cut = blocks.cut_in_place(axes)
+                if cut is not None and cut[1] == order:  # from one dimension to another, same order
+                    blocks.join_rest(cut[0], len(axes))
+                    concat = blocks.labels.index((origin, None))
+                    blocks.array = lax.all_to_all(blocks.array, order, cut[0], concat, tiled=True)
+                else:
+                    blocks.to_front(axes)
+                    blocks.array = lax.all_to_all(blocks.array, axes, 0, 0, tiled=True)
+                    blocks.split_front(axes, leaving, sizes)
             elif step.kind == "all_to_all":
                 blocks.to_front(axes)
                 blocks.array = lax.all_to_all(blocks.array, axes, 0, 0, tiled=True)
                 blocks.split_front(axes, leaving, sizes)
+            elif (direct := _all_lost(axes, lost)) is not None:  # all-gather of all one dimension loses
+                origin, order = direct
+                blocks.array = lax.all_gather(blocks.array, order, axis=blocks.labels.index((origin, None)), tiled=True)
             else:  # all_gather
                 blocks.array = lax.all_gather(blocks.array, axes, axis=0, tiled=False)
                 if len(axes) > 1 and blocks.array.ndim == len(blocks.labels) + len(axes):
@@ -124,9 +164,9 @@ def move(x, source: Distribution, destination: tuple[Axes, ...], sizes: dict[str
     return jnp.transpose(blocks.array, order).reshape(tuple(size // ways(after) for size, after in zip(whole, destination)))
 
 
-def _kept(before: Axes, after: Axes) -> Axes:
-    """The leading axes a dimension keeps in place."""
-    kept = 0
-    while kept < min(len(before), len(after)) and before[kept] == after[kept]:
-        kept += 1
-    return before[:kept]
+def _all_lost(axes: Axes, lost: list[Axes]) -> tuple[int, Axes] | None:
+    """If `axes` are all the axes one dimension loses: (that dimension, the axes in its order)."""
+    for index, axes_lost in enumerate(lost):
+        if axes_lost and set(axes_lost) == set(axes):
+            return index, axes_lost
+    return None

@@ -21,23 +21,27 @@ from jax.sharding import Mesh, PartitionSpec
 from layouts.collective_moves import ExplicitProgramError, move
 from layouts.layout import Partitioning
 from layouts.resolver import resolve
-from layouts.sharding import cache_shardings, param_shardings
-from layouts.transitions import Axes, Distribution, canonical
-from zoo.constraints import Constrain, Placed, contracted
-from zoo.logical_axes import Role
+from layouts.sharding import CompilerPlacement, cache_shardings, param_shardings
+from layouts.transitions import Axes, Distribution, canonical, kept_axes
+from zoo.constraints import Placed, contracted
+from zoo.logical_axes import ATTENTION_HEADS, ATTENTION_KV_HEADS, CACHE_KV_HEADS, Role
 from zoo.transformer import TOKEN_NAMES
 
 EMBEDDING_LOOKUP = "embedding lookup"
 NORM_STATISTICS = "norm statistics"
+# Heads inside attention (and the cache's, which is where attention runs) may be relabelled: see
+# `layouts.transitions.kept_axes`.
+_HEAD_NAMES = frozenset({ATTENTION_HEADS, ATTENTION_KV_HEADS, CACHE_KV_HEADS})
 # The named scopes of collectives the paper's formulas do not have.
 UNPRESCRIBED_SCOPES = (EMBEDDING_LOOKUP, NORM_STATISTICS)
 
 
-class ExplicitPlacement(Constrain):
-    """The explicit partitioner's hook for one partitioning on one mesh."""
+class ExplicitPlacement(CompilerPlacement):
+    """The explicit partitioner's hook for one partitioning on one mesh. Whole arrays outside a
+    step (the cache between prefill and decode) are placed as the compiler partitioner does."""
 
     def __init__(self, partitioning: Partitioning, mesh: Mesh) -> None:
-        self.partitioning, self.mesh = partitioning, mesh
+        super().__init__(partitioning, mesh)
         self.sizes = dict(mesh.shape)
 
     def _axes(self, role: Role, name: str | None) -> Axes:
@@ -55,8 +59,19 @@ class ExplicitPlacement(Constrain):
         distributions = {self.distribution(each) for each in sources}
         if len(distributions) > 1:
             raise ExplicitProgramError(f"placing {role.value} {names}: the terms of a sum are distributed differently: {distributions}")
-        destination = tuple(self._axes(role, name) for name in names)
-        return move(x, distributions.pop(), destination, self.sizes, where=f"{role.value} {'/'.join(str(name) for name in names)}")
+        source_distribution, destination = distributions.pop(), tuple(self._axes(role, name) for name in names)
+        where = f"{role.value} {'/'.join(str(name) for name in names)}"
+        heads = frozenset(
+            index for index, name in enumerate(names) if name in _HEAD_NAMES or any(each.dims[index][1] in _HEAD_NAMES for each in sources)
+        )
+        if heads and self.partitioning.config.n_kv_heads > 1:
+            relabelled = [i for i in heads if kept_axes(source_distribution.axes[i], destination[i], True) != kept_axes(source_distribution.axes[i], destination[i])]
+            if relabelled:
+                raise ExplicitProgramError(
+                    f"{where}: moving heads from {source_distribution.axes[relabelled[0]]} to {destination[relabelled[0]]} would relabel "
+                    f"the {self.partitioning.config.n_kv_heads} KV heads the cache holds; the compiler partitioner (--partitioner compiler) can run it"
+                )
+        return move(x, source_distribution, destination, self.sizes, where=where, reorderable=heads)
 
     def contract(self, subscripts, x, x_placed, w, w_placed, **einsum_options):
         # A contracted dimension of x must be split as the weight splits it (the cost model's

@@ -1,5 +1,6 @@
-"""Generation under a layout: the zoo's on-device loop, jitted with the layouts' constraints and the
-cache created directly in its prefill sharding."""
+"""Generation under a layout: the zoo's on-device loop, jitted with the layouts' placements (each
+prefill and decode step run by the chosen partitioner) and the cache created directly in its
+prefill sharding."""
 
 from functools import partial
 
@@ -7,7 +8,8 @@ import jax
 from jax.sharding import Mesh
 
 from layouts.layout import Partitioning
-from layouts.sharding import cache_shardings, make_constrain, param_shardings
+from layouts.partitioners import DEFAULT_PARTITIONER, placement_hook
+from layouts.sharding import cache_shardings, param_shardings
 from zoo.generation import Generated, generate
 from zoo.kv_cache import abstract_cache, init_cache
 from zoo.sampling import GREEDY, Sampling
@@ -25,7 +27,10 @@ def sharded_generate(
     max_new_tokens: int,
     sampling: Sampling = GREEDY,
     stop_token: int | None = None,
+    partitioner: str = DEFAULT_PARTITIONER,
 ) -> Generated:
+    """`generate` with its prefill under `prefill_partitioning` and its decode steps under
+    `decode_partitioning`, their collectives written by `partitioner`."""
     batch, length = prompt.shape
     max_len = length + max_new_tokens
     cache_sharding = cache_shardings(abstract_cache(model.config, batch, max_len), prefill_partitioning, mesh)
@@ -37,8 +42,8 @@ def sharded_generate(
             max_new_tokens=max_new_tokens,
             sampling=sampling,
             stop_token=stop_token,
-            constrain=make_constrain(prefill_partitioning, mesh),
-            decode_constrain=make_constrain(decode_partitioning, mesh),
+            constrain=placement_hook(prefill_partitioning, mesh, partitioner),
+            decode_constrain=placement_hook(decode_partitioning, mesh, partitioner),
         ),
         donate_argnames=("cache",),
     )

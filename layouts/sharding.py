@@ -90,10 +90,13 @@ class CompilerPlacement(Constrain):
     def __init__(self, partitioning: Partitioning, mesh: Mesh) -> None:
         self.partitioning, self.mesh, self.mesh_shape = partitioning, mesh, dict(mesh.shape)
 
-    def __call__(self, x, role: Role, names, *, source=None):
-        del source  # the compiler works out where x is
+    def place_whole(self, x, role: Role, names):
         spec = resolve(self.partitioning, role, names, x.shape, self.mesh_shape, tensor=f"{role.value} {names}")
         return jax.lax.with_sharding_constraint(x, NamedSharding(self.mesh, spec))
+
+    def __call__(self, x, role: Role, names, *, source=None):
+        del source  # the compiler works out where x is
+        return self.place_whole(x, role, names)
 
 
 def make_constrain(partitioning: Partitioning, mesh: Mesh) -> Constrain:

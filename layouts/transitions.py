@@ -63,34 +63,44 @@ def _distribution(source: Distribution, destination: tuple[Axes, ...], left: set
     return Distribution(tuple(axes), canonical(partial))
 
 
-def _prefix(before: Axes, after: Axes) -> int:
-    """How many leading axes a dimension keeps in place."""
+def kept_axes(before: Axes, after: Axes, reorderable: bool = False) -> Axes:
+    """The axes a dimension keeps in place: its leading axes that the destination leads with too.
+    A reorderable dimension (attention's heads: which chip holds which heads does not matter, as
+    long as queries, keys and values agree and the way back undoes the way in) keeps every axis
+    both have in the same relative order: the blocks of the axes it loses or gains are then the
+    major part of what a chip holds, a consistent relabelling of the heads."""
+    if reorderable:
+        common = tuple(axis for axis in before if axis in after)
+        if common == tuple(axis for axis in after if axis in before):
+            return common
     kept = 0
     while kept < min(len(before), len(after)) and before[kept] == after[kept]:
         kept += 1
-    return kept
+    return before[:kept]
 
 
-def _moves(source: Distribution, destination: tuple[Axes, ...]):
+def _moves(source: Distribution, destination: tuple[Axes, ...], reorderable: frozenset[int]):
     """Per mesh axis: the dimension it must leave (`leaving`) and the one it must reach
-    (`arriving`), and the dimensions that do both (`mixed`). A dimension keeps its leading axes
-    that stay in place; every axis after those leaves it, and every axis the destination has after
-    them arrives, so an axis that stays in its dimension but changes rank leaves and comes back."""
+    (`arriving`), and the dimensions that do both (`mixed`). Every axis a dimension does not keep
+    (`kept_axes`) leaves it, and every axis the destination adds arrives, so an axis that stays in
+    its dimension but changes rank leaves and comes back."""
     leaving, arriving, mixed = {}, {}, set()
     for index, (before, after) in enumerate(zip(source.axes, destination)):
-        kept = _prefix(before, after)
-        leaving |= {axis: index for axis in before[kept:]}
-        arriving |= {axis: index for axis in after[kept:]}
-        if before[kept:] and after[kept:]:
+        kept = kept_axes(before, after, index in reorderable)
+        lost, gained = [axis for axis in before if axis not in kept], [axis for axis in after if axis not in kept]
+        leaving |= dict.fromkeys(lost, index)
+        arriving |= dict.fromkeys(gained, index)
+        if lost and gained:
             mixed.add(index)
     return leaving, arriving, mixed
 
 
-def derive(source: Distribution, destination: tuple[Axes, ...]) -> tuple[Step, ...]:
-    """The steps that take `source` to `destination` (which holds no partial sums)."""
+def derive(source: Distribution, destination: tuple[Axes, ...], reorderable: frozenset[int] = frozenset()) -> tuple[Step, ...]:
+    """The steps that take `source` to `destination` (which holds no partial sums); the
+    dimensions in `reorderable` may be relabelled (`kept_axes`)."""
     if len(source.axes) != len(destination):
         raise ValueError(f"distribution of rank {len(source.axes)} moved to rank {len(destination)}")
-    leaving, arriving, mixed = _moves(source, destination)
+    leaving, arriving, mixed = _moves(source, destination, reorderable)
     partial = set(source.partial)
     # A dimension that loses axes and gains others is sliced once it has lost them all.
     late = {axis for axis, index in arriving.items() if index in mixed and axis not in partial and leaving.get(axis, index) == index}
@@ -119,11 +129,11 @@ def derive(source: Distribution, destination: tuple[Axes, ...]) -> tuple[Step, .
     return tuple(steps)
 
 
-def explicit_problem(source: Distribution, destination: tuple[Axes, ...]) -> str | None:
+def explicit_problem(source: Distribution, destination: tuple[Axes, ...], reorderable: frozenset[int] = frozenset()) -> str | None:
     """Why the explicit partitioner cannot run this move, or None. A dimension that loses axes
     and gains others can gain them only by slicing, once it has lost the others: an axis reduced
     or moved into it would land among chips that do not hold the block it belongs to."""
-    leaving, arriving, mixed = _moves(source, destination)
+    leaving, arriving, mixed = _moves(source, destination, reorderable)
     for axis, index in arriving.items():
         if index in mixed and (axis in source.partial or leaving.get(axis, index) != index):
             before, after = source.axes[index], destination[index]

@@ -61,6 +61,12 @@ class Constrain:
         del role, names, source
         return x
 
+    def place_whole(self, x: Array, role: Role, names: AxisNames) -> Array:
+        """`x`, a whole array outside any step (the cache between prefill and decode), placed as
+        the layout maps `names` under `role`."""
+        del role, names
+        return x
+
     def contract(self, subscripts: str, x: Array, x_placed: Placed, w: Array, w_placed: Placed, **einsum_options) -> tuple[Array, Placed]:
         """The einsum of an activation and a weight, and where its result is (a partial sum over
         the contracted dimensions' mesh axes until a move reduces it)."""

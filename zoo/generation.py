@@ -63,7 +63,7 @@ def generate(
         decode_constrain = constrain
     else:
         cache = KVCache(
-            decode_constrain(cache.k, Role.CACHE, CACHE_NAMES), decode_constrain(cache.v, Role.CACHE, CACHE_NAMES), cache.length
+            decode_constrain.place_whole(cache.k, Role.CACHE, CACHE_NAMES), decode_constrain.place_whole(cache.v, Role.CACHE, CACHE_NAMES), cache.length
         )
     key, step_key = jax.random.split(key)
     first = sample(logits, step_key, sampling)

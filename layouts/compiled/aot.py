@@ -23,6 +23,7 @@ from layouts.compiled.hlo_analysis import HloCollective, collectives
 from layouts.workload import Workload
 from layouts.layout import Partitioning
 from layouts.mesh import MeshShape, make_mesh
+from layouts.partitioners import DEFAULT_PARTITIONER
 from layouts.steps import build_steps
 from zoo.errors import ZooError
 from zoo.kv_cache import abstract_cache
@@ -161,15 +162,20 @@ class CompiledPhase:
         return collectives(self.program, self.mesh)
 
 
-def compile_phase(partitioning: Partitioning, mesh_shape: MeshShape, workload: Workload, phase: str, devices) -> CompiledPhase:
+def compile_phase(
+    partitioning: Partitioning, mesh_shape: MeshShape, workload: Workload, phase: str, devices, partitioner: str = DEFAULT_PARTITIONER
+) -> CompiledPhase:
     """Lowers and compiles `phase` of `workload` under `partitioning` on `devices` laid out as
-    `mesh_shape`. Input errors (ZooError) propagate; the compiler's failure is in the result."""
+    `mesh_shape`, its collectives written by `partitioner`. Input errors (ZooError, which includes
+    a layout the explicit partitioner cannot run) propagate; the compiler's failure is in the result."""
     config = partitioning.config
     mesh = make_mesh(mesh_shape, devices)
     model = abstract_model(config, workload.weights)
     max_len = workload.cache_len(phase)
     input_len = workload.input_len if phase == "prefill" else 1
-    steps = build_steps(model, partitioning, partitioning, mesh, batch=workload.batch, input_len=input_len, max_len=max_len, cache_dtype=workload.kv_dtype)
+    steps = build_steps(
+        model, partitioning, partitioning, mesh, batch=workload.batch, input_len=input_len, max_len=max_len, cache_dtype=workload.kv_dtype, partitioner=partitioner
+    )
     program = getattr(steps, phase)
     arguments = program.abstract_arguments(model, abstract_cache(config, workload.batch, max_len, workload.kv_dtype))
     started = time.perf_counter()

@@ -138,12 +138,12 @@ class _Tensor:
         return _Tensor(self.sizes, axes, partial)
 
 
-def _move(tensor: _Tensor, destination: tuple[Axes, ...], where: str) -> list[Collective]:
+def _move(tensor: _Tensor, destination: tuple[Axes, ...], where: str, reorderable: frozenset[int] = frozenset()) -> list[Collective]:
     """The collectives that take `tensor` to the placement `destination` (no partial sums), as
     `layouts.transitions` derives them; each counts its bytes by the convention above from the
     placement it runs on (before) or produces (after, for an all-gather)."""
     collectives = []
-    for step in derive(Distribution(tensor.axes, tensor.partial), destination):
+    for step in derive(Distribution(tensor.axes, tensor.partial), destination, reorderable):
         if step.kind == "slice":
             continue
         placed = step.after if step.kind == "all_gather" else step.before
@@ -210,8 +210,10 @@ class _Dataflow:
     def use(self, *names: str) -> tuple[Axes, ...]:
         return tuple(self.partitioning.axes(Role.WEIGHT_USE, name) for name in names)
 
-    def settle(self, tensor: _Tensor, destination: tuple[Axes, ...], where: str) -> _Tensor:
-        self.collectives.extend(_move(tensor, destination, where))
+    def settle(self, tensor: _Tensor, destination: tuple[Axes, ...], where: str, heads: int | None = None) -> _Tensor:
+        """`tensor` moved to `destination`; dimension `heads`, if given, holds attention heads,
+        which may be relabelled (`layouts.transitions.kept_axes`)."""
+        self.collectives.extend(_move(tensor, destination, where, frozenset() if heads is None else frozenset({heads})))
         return tensor.placed(destination)
 
     def project(self, x: _Tensor, contracted: int, sizes, axes, where: str) -> _Tensor:
@@ -230,9 +232,9 @@ def _attention(flow: _Dataflow, h: _Tensor, config: ModelConfig) -> _Tensor:
     kv = flow.project(h, 2, (E, 2, K, Q), use(EMBED, FUSED, KV_HEADS, HEAD_DIM), "kv projection")
     kv = flow.settle(kv, (act(BATCH), act(SEQ), (), act(HIDDEN_KV_HEADS), act(ACTIVATION_HEAD_DIM)), "kv projection")
     inside = (act(ATTENTION_BATCH), act(SEQ), act(ATTENTION_HEADS), act(ACTIVATION_HEAD_DIM))
-    flow.settle(q, inside, "attention in")
-    flow.settle(kv, (act(ATTENTION_BATCH), act(SEQ), (), act(ATTENTION_KV_HEADS), act(ACTIVATION_HEAD_DIM)), "attention in")
-    out = flow.settle(q.placed(inside), (act(BATCH), act(SEQ), act(HIDDEN_HEADS), act(ACTIVATION_HEAD_DIM)), "attention out")
+    flow.settle(q, inside, "attention in", heads=2)
+    flow.settle(kv, (act(ATTENTION_BATCH), act(SEQ), (), act(ATTENTION_KV_HEADS), act(ACTIVATION_HEAD_DIM)), "attention in", heads=3)
+    out = flow.settle(q.placed(inside), (act(BATCH), act(SEQ), act(HIDDEN_HEADS), act(ACTIVATION_HEAD_DIM)), "attention out", heads=2)
     out = _Tensor(out.sizes[:2] + (H * Q,), out.axes[:2] + (out.axes[2] + out.axes[3],))
     return flow.project(out, 2, (H * Q, E), (use(HEADS)[0] + use(HEAD_DIM)[0], use(EMBED)[0]), "o projection")
 
