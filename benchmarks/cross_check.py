@@ -1,16 +1,29 @@
-"""Compiled against estimated, per collective kind: every built-in layout for one model on a TPU
-topology (compiled with libtpu, no TPU needed), decode and prefill.
+"""Compiled against estimated link bytes, per collective kind and in total, for every built-in
+layout under both partitioners: decode at two batches with batch-sharded attention, prefill at
+batch 1 over heads. Compiled for a TPU topology with libtpu (no TPU needed). Bytes are per chip per
+step in the paper's convention (an all-reduce counts twice its buffer) on both sides; the compiled
+side counts the collectives the layout prescribes, and the rest (embedding lookup, norm
+statistics) is shown apart. The XLA cost model's time is printed beside each program.
 
-    JAX_PLATFORMS=cpu python benchmarks/cross_check.py --model palm-8b --target tpu-v4 --chips 8 --mesh 2x2x2
+    JAX_PLATFORMS=cpu python benchmarks/cross_check.py                      # palm-8b, v4 2x2x2
+    JAX_PLATFORMS=cpu python benchmarks/cross_check.py --model palm-540b-64h --chips 64 --mesh 4x4x4
 """
 
 import argparse
 
-from layouts import FFN_LAYOUTS
+from layouts import FFN_LAYOUTS, PARTITIONERS
 from layouts.bench.cell import Cell
-from layouts.bench.compile_rows import compile_cell, cross_check
+from layouts.bench.compile_rows import compile_cell, cross_check, prescribed_comm_bytes
 from layouts.bench.estimate_rows import estimate_cell
 from layouts.bench.result_row import COMMUNICATION_KEYS
+from zoo.errors import ZooError
+
+SHORT = {"all_gather": "AG", "reduce_scatter": "RS", "all_reduce": "AR", "all_to_all": "A2A", "other": "other"}
+
+
+def _cases(args) -> list[tuple[str, int, str]]:
+    """(phase, batch, attention) for the run."""
+    return [("decode", batch, "batch") for batch in args.decode_batches] + [("prefill", args.prefill_batch, "heads")]
 
 
 def main() -> None:
@@ -19,33 +32,48 @@ def main() -> None:
     parser.add_argument("--target", default="tpu-v4")
     parser.add_argument("--chips", type=int, default=8)
     parser.add_argument("--mesh", default="2x2x2")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--input-len", type=int, default=128)
+    parser.add_argument("--decode-batches", type=int, nargs="+", default=[64, 512])
+    parser.add_argument("--prefill-batch", type=int, default=1)
+    parser.add_argument("--input-len", type=int, default=2048)
+    parser.add_argument("--context-len", type=int, default=2048)
+    parser.add_argument("--layouts", nargs="+", default=list(FFN_LAYOUTS))
+    parser.add_argument("--partitioners", nargs="+", default=list(PARTITIONERS))
     args = parser.parse_args()
-    header = (
-        f"{'layout':7} {'phase':7} " + " ".join(f"{kind + ' c/e (MB)':>24}" for kind in COMMUNICATION_KEYS)
-        + f" {'reductions c/e':>15} {'total c/e':>10}"
-    )  # fmt: skip
-    print(header)
-    for layout in FFN_LAYOUTS:
-        for phase, attention in (("prefill", "heads"), ("decode", "batch")):
-            cell = Cell(args.model, prefill_layout=layout, decode_layout=layout, prefill_attention=attention, decode_attention=attention,
-                        chips=args.chips, mesh=args.mesh, target=args.target, batch=args.batch, input_len=args.input_len, phase=phase)  # fmt: skip
-            (compiled,), (estimated,) = compile_cell(cell), estimate_cell(cell)
-            if compiled.status != "ok" or compiled.comm_bytes_per_chip["all_gather"] is None:
-                print(f"{layout:7} {phase:7} {compiled.error or 'does not fit'}")
-                continue
-            ratios = cross_check(compiled, estimated)
-            cells = []
-            for kind in COMMUNICATION_KEYS:
-                c, e = compiled.comm_bytes_per_chip[kind] or 0, estimated.comm_bytes_per_chip[kind] or 0
-                cells.append(f"{c / 1e6:9.2f}/{e / 1e6:<9.2f}" + (f"{ratios.get(kind) or 0:5.2f}" if e else "     "))
-            total_c = sum(v or 0 for v in compiled.comm_bytes_per_chip.values())
-            total_e = sum(v or 0 for v in estimated.comm_bytes_per_chip.values())
-            # XLA on TPU writes reduce-scatters as all-reduces: reductions compare as one figure.
-            reductions = [sum(row.comm_bytes_per_chip[kind] or 0 for kind in ("reduce_scatter", "all_reduce")) for row in (compiled, estimated)]
-            reduced = f"{reductions[0] / reductions[1]:15.3f}" if reductions[1] else f"{'-':>15}"
-            print(f"{layout:7} {phase:7} " + " ".join(f"{cell:>24}" for cell in cells) + f" {reduced} {total_c / total_e:10.2f}")
+    print(f"{args.model} on {args.target} {args.mesh}; compiled ÷ estimated link bytes per chip per step (estimate in MB)")
+    print(f"{'layout':7} {'phase':7} {'batch':>5} {'partitioner':11} " + " ".join(f"{SHORT[kind]:>12}" for kind in COMMUNICATION_KEYS)
+          + f" {'total':>12} {'apart MB':>9} {'XLA ms':>8}")  # fmt: skip
+    for layout in args.layouts:
+        for phase, batch, attention in _cases(args):
+            estimated = None
+            for partitioner in args.partitioners:
+                label = f"{layout:7} {phase:7} {batch:5} {partitioner:11}"
+                try:
+                    cell = Cell(
+                        args.model, prefill_layout=layout, decode_layout=layout, prefill_attention=attention, decode_attention=attention,
+                        chips=args.chips, mesh=args.mesh, target=args.target, batch=batch, input_len=args.input_len,
+                        context_len=args.context_len, gen_tokens=1, phase=phase, partitioner=partitioner,
+                    )  # fmt: skip
+                    if estimated is None:
+                        (estimated,) = estimate_cell(cell)
+                    (compiled,) = compile_cell(cell)
+                except ZooError as error:
+                    print(f"{label} refused: {error}")
+                    continue
+                if compiled.status != "ok" or compiled.comm_bytes_per_chip["all_gather"] is None:
+                    print(f"{label} {compiled.error or 'no collectives'}")
+                    continue
+                ratios = cross_check(compiled, estimated)
+                prescribed = prescribed_comm_bytes(compiled)
+                cells = []
+                for kind in COMMUNICATION_KEYS:
+                    e = estimated.comm_bytes_per_chip[kind] or 0
+                    c = prescribed[kind] or 0
+                    cells.append(f"{c / e:5.2f}/{e / 1e6:<6.1f}" if e else ("    -       " if not c else f"+{c / 1e6:<11.1f}"))
+                apart = sum(compiled.details["unprescribed_comm_bytes_per_chip"].values())
+                cost = compiled.details["compiler_cost"] or {}
+                seconds = cost.get("optimal_seconds")
+                xla = f"{seconds * 1e3:8.3f}" if seconds else f"{'-':>8}"
+                print(f"{label} " + " ".join(f"{cell:>12}" for cell in cells) + f" {ratios['total'] or 0:12.3f} {apart / 1e6:9.2f} {xla}")
 
 
 if __name__ == "__main__":

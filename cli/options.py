@@ -75,6 +75,10 @@ def cell_options(function):
         click.option("--context-len", help="KV-cache length a decode step attends over [default: input length]"),
         click.option("--gen-tokens", help=f"generated tokens [default: {CELL_DEFAULTS['gen_tokens']}]"),
         click.option("--weights", help=f"bf16 or int8 [default: {CELL_DEFAULTS['weights']}]"),
+        click.option(
+            "--partitioner",
+            help=f"who writes compile and run's collectives: explicit (the layout's own program) or compiler (XLA's partitioner) [default: {CELL_DEFAULTS['partitioner']}]",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -83,5 +87,5 @@ def cell_options(function):
 
 CELL_OPTION_NAMES = (
     "model", "layout", "prefill_layout", "decode_layout", "attention", "prefill_attention", "decode_attention", "chips",
-    "mesh", "target", "phase", "batch", "input_len", "context_len", "gen_tokens", "weights",
+    "mesh", "target", "phase", "batch", "input_len", "context_len", "gen_tokens", "weights", "partitioner",
 )  # fmt: skip

@@ -7,7 +7,8 @@ into one dimension in its group order (mesh order; a group over several axes num
 with the first axis major), and runs on that dimension. What a gather or an all-to-all brings in
 arrives the same way, as blocks in front, which are put back in front of the dimension that lost
 those axes, in the source's order. So a reduce-scatter over y and z onto E (2D weight-stationary's
-block output) is one `psum_scatter` over ("y", "z"), as the cost model counts it.
+block output) is one `psum_scatter` over ("y", "z"), as the cost model counts it. The one
+exception is a reduce-scatter over all three axes, run as two (see `move`).
 """
 
 import math
@@ -119,14 +120,18 @@ def move(x, source: Distribution, destination: tuple[Axes, ...], sizes: dict[str
                     blocks.array = lax.dynamic_index_in_dim(blocks.array, lax.axis_index(axis), position, keepdims=False)
                     del blocks.labels[position]
             elif step.kind == "reduce_scatter":
-                cut = blocks.cut_in_place(axes)
-                if cut is not None:  # into one dimension: scatter it as it is
-                    blocks.join_rest(cut[0], len(axes))
-                    blocks.array = lax.psum_scatter(blocks.array, cut[1], scatter_dimension=cut[0], tiled=True)
-                else:
-                    blocks.to_front(axes)
-                    blocks.array = lax.psum_scatter(blocks.array, axes, scatter_dimension=0, tiled=True)
-                    blocks.drop_front()
+                # XLA on TPU runs a reduce-scatter over a whole 3D torus as an all-reduce and a
+                # slice (twice the traffic); over the last two axes and then the first, it runs
+                # two reduce-scatters that move together what the one would.
+                for group in (axes[1:], axes[:1]) if len(axes) == 3 else (axes,):
+                    cut = blocks.cut_in_place(group)
+                    if cut is not None:  # into one dimension: scatter it as it is
+                        blocks.join_rest(cut[0], len(group))
+                        blocks.array = lax.psum_scatter(blocks.array, cut[1], scatter_dimension=cut[0], tiled=True)
+                    else:
+                        blocks.to_front(group)
+                        blocks.array = lax.psum_scatter(blocks.array, group, scatter_dimension=0, tiled=True)
+                        blocks.drop_front()
             elif step.kind == "all_reduce":
                 blocks.array = lax.psum(blocks.array, axes)
             elif step.kind == "all_to_all" and (direct := _all_lost(axes, lost)) is not None:

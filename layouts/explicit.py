@@ -1,12 +1,13 @@
 """The explicit partitioner: the step runs on every chip's shard (`shard_map`), and each change of
 placement the zoo declares becomes the collectives `layouts.transitions` derives for it, the same
 derivation the cost model counts. So the compiled program is the layout's program: what the paper
-prescribes, plus only what the model needs beyond its formulas, each in a named scope of its own so
-the compiled program's collectives can be told apart (`layouts.compiled.hlo_analysis`):
+prescribes, plus only what the model needs beyond its formulas, which the zoo runs in named scopes
+of their own (`zoo.constraints.UNPRESCRIBED_SCOPES`) so that the compiled program's collectives
+can be told apart (`layouts.compiled.hlo_analysis`):
 
-- "embedding lookup": each chip looks up the rows of its vocabulary shard, and the partial rows are
-  reduced into the residual stream (the paper leaves the lookup out of its volumes);
-- "norm statistics": a norm over an E that is still split (2D weight-stationary's E_x) sums its
+- the embedding lookup: each chip looks up the rows of its vocabulary shard, and the partial rows
+  are reduced into the residual stream (the paper leaves the lookup out of its volumes);
+- the norm statistics: a norm over an E that is still split (2D weight-stationary's E_x) sums its
   statistics over those chips, two [B, L, 1] fp32 values.
 
 A layout whose placements would need a permutation among chips is refused with
@@ -27,13 +28,9 @@ from zoo.constraints import Placed, contracted
 from zoo.logical_axes import ATTENTION_HEADS, ATTENTION_KV_HEADS, CACHE_KV_HEADS, Role
 from zoo.transformer import TOKEN_NAMES
 
-EMBEDDING_LOOKUP = "embedding lookup"
-NORM_STATISTICS = "norm statistics"
 # Heads inside attention (and the cache's, which is where attention runs) may be relabelled: see
 # `layouts.transitions.kept_axes`.
 _HEAD_NAMES = frozenset({ATTENTION_HEADS, ATTENTION_KV_HEADS, CACHE_KV_HEADS})
-# The named scopes of collectives the paper's formulas do not have.
-UNPRESCRIBED_SCOPES = (EMBEDDING_LOOKUP, NORM_STATISTICS)
 
 
 class ExplicitPlacement(CompilerPlacement):
@@ -93,23 +90,21 @@ class ExplicitPlacement(CompilerPlacement):
         clash = rows_axes & {axis for axes in self.distribution(ids_placed).axes for axis in axes}
         if clash:
             raise ExplicitProgramError(f"embedding lookup: mesh axes {sorted(clash)} split both the ids and the table's rows")
-        with jax.named_scope(EMBEDDING_LOOKUP):
-            local_vocab = table.shape[0]
-            shard = jnp.int32(0)
-            for axis in vocab_axes:  # the shard's index, first axis major
-                shard = shard * self.sizes[axis] + lax.axis_index(axis)
-            local_ids = ids - shard * local_vocab
-            here = (local_ids >= 0) & (local_ids < local_vocab)
-            rows = jnp.take(table, jnp.clip(local_ids, 0, local_vocab - 1), axis=0)
-            rows = jnp.where(here[..., None], rows, jnp.zeros((), rows.dtype))
+        local_vocab = table.shape[0]
+        shard = jnp.int32(0)
+        for axis in vocab_axes:  # the shard's index, first axis major
+            shard = shard * self.sizes[axis] + lax.axis_index(axis)
+        local_ids = ids - shard * local_vocab
+        here = (local_ids >= 0) & (local_ids < local_vocab)
+        rows = jnp.take(table, jnp.clip(local_ids, 0, local_vocab - 1), axis=0)
+        rows = jnp.where(here[..., None], rows, jnp.zeros((), rows.dtype))
         return rows, Placed(ids_placed.dims + table_placed.dims[1:], ids_placed.summed + table_placed.dims[:1])
 
     def mean(self, x, x_placed):
         axes = self.distribution(x_placed).axes[-1]
         total = jnp.sum(x, axis=-1, keepdims=True)
         if axes:
-            with jax.named_scope(NORM_STATISTICS):
-                total = lax.psum(total, axes)
+            total = lax.psum(total, axes)
         ways = 1
         for axis in axes:
             ways *= self.sizes[axis]

@@ -57,9 +57,11 @@ def test_a_move_redistributes_the_whole_tensor(devices, case):
     shape, source, destination = CASES[case]
     whole, run, placed = _moved(devices, shape, source, destination)
     np.testing.assert_array_equal(np.asarray(run(placed)), np.asarray(whole))
-    # One collective per step of the derivation, of the kind it names, and no other.
+    # One collective per step of the derivation, of the kind it names, and no other (a
+    # reduce-scatter over all three axes runs as two: see layouts.collective_moves.move).
     found = sorted(collective.kind for collective in collectives(run.lower(placed).compile()))
-    assert found == sorted(step.kind.replace("_", "-") for step in derive(source, destination) if step.kind != "slice")
+    expected = [step.kind.replace("_", "-") for step in derive(source, destination) for _ in range(2 if step.axes == ("x", "y", "z") and step.kind == "reduce_scatter" else 1)]
+    assert found == sorted(kind for kind in expected if kind != "slice")
 
 
 def test_a_move_that_needs_a_permutation_is_refused_with_its_reason(devices):

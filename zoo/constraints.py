@@ -26,6 +26,12 @@ from zoo.logical_axes import AxisNames, Role
 
 LogicalDim = tuple[Role, str | None]
 
+# Named scopes (`jax.named_scope`) around work the paper's formulas leave out, so that whatever
+# communication it causes can be found in a compiled program's metadata and listed apart.
+EMBEDDING_LOOKUP_SCOPE = "embedding lookup"
+NORM_STATISTICS_SCOPE = "norm statistics"
+UNPRESCRIBED_SCOPES = (EMBEDDING_LOOKUP_SCOPE, NORM_STATISTICS_SCOPE)
+
 
 @dataclasses.dataclass(frozen=True)
 class Placed:

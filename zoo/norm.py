@@ -1,11 +1,12 @@
 """LayerNorm, computed in fp32 whatever the weight dtype."""
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from zoo.config import ModelConfig
-from zoo.constraints import Constrain, Placed, placed
+from zoo.constraints import NORM_STATISTICS_SCOPE, Constrain, Placed, placed
 from zoo.logical_axes import EMBED, Role
 from zoo.weights import AbstractWeight, init_weight
 
@@ -25,8 +26,9 @@ class LayerNorm(eqx.Module):
         """Normalises over E, wherever `x_placed` says the layout splits it (`constrain.mean`
         reduces the statistics over those chips)."""
         x32 = x.astype(jnp.float32)
-        mean = constrain.mean(x32, x_placed)
-        variance = constrain.mean(jnp.square(x32 - mean), x_placed)
+        with jax.named_scope(NORM_STATISTICS_SCOPE):
+            mean = constrain.mean(x32, x_placed)
+            variance = constrain.mean(jnp.square(x32 - mean), x_placed)
         role, name = x_placed.dims[-1]
         y = (x32 - mean) * jnp.reciprocal(jnp.sqrt(variance + self.epsilon)) * self._placed(self.scale, role, name, constrain)
         if self.bias is not None:

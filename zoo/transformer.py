@@ -7,7 +7,7 @@ from jaxtyping import Array, Float, Int
 
 from zoo.block import MATMUL_INPUT, RESIDUAL, RESIDUAL_NAMES, Block
 from zoo.config import ModelConfig
-from zoo.constraints import Constrain, placed
+from zoo.constraints import EMBEDDING_LOOKUP_SCOPE, Constrain, placed
 from zoo.logical_axes import BATCH, EMBED, LOGITS_VOCAB, MATMUL_EMBED, POSITIONS, SEQ, VOCAB, Role
 from zoo.norm import LayerNorm
 from zoo.weights import AbstractWeight, init_weight, prepend_layers_axis, strip_layers_axis_names, use_weight, used
@@ -48,11 +48,16 @@ class Transformer(eqx.Module):
     def embed(self, tokens: Int[Array, "B T"], positions: Int[Array, "1 T"], constrain: Constrain) -> Float[Array, "B T E"]:
         """Token embeddings (plus learned positions) in the residual stream's placement."""
         dtype = jnp.dtype(self.config.dtype)
-        rows, rows_placed = constrain.lookup(use_weight(self.embedding, dtype, constrain), used(self.embedding), tokens, TOKENS)
-        x = constrain(rows, Role.ACTIVATION, RESIDUAL_NAMES, source=rows_placed)
-        if self.positions is not None:
-            rows, rows_placed = constrain.lookup(use_weight(self.positions, dtype, constrain), used(self.positions), positions, _POSITION_IDS)
-            x = x + constrain(rows, Role.ACTIVATION, (None, *RESIDUAL_NAMES[1:]), source=rows_placed)
+        # The table as matmuls use it (gathered by weight-gathered layouts) is the output head's
+        # too: only the lookup itself is work the paper's formulas leave out.
+        table = use_weight(self.embedding, dtype, constrain)
+        positions_table = None if self.positions is None else use_weight(self.positions, dtype, constrain)
+        with jax.named_scope(EMBEDDING_LOOKUP_SCOPE):
+            rows, rows_placed = constrain.lookup(table, used(self.embedding), tokens, TOKENS)
+            x = constrain(rows, Role.ACTIVATION, RESIDUAL_NAMES, source=rows_placed)
+            if positions_table is not None:
+                rows, rows_placed = constrain.lookup(positions_table, used(self.positions), positions, _POSITION_IDS)
+                x = x + constrain(rows, Role.ACTIVATION, (None, *RESIDUAL_NAMES[1:]), source=rows_placed)
         return x
 
     def __call__(

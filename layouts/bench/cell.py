@@ -10,6 +10,7 @@ from typing import Literal
 from layouts.errors import MeshError
 from layouts.layout import Partitioning
 from layouts.mesh import MeshShape, choose_mesh_shape, format_mesh, parse_mesh
+from layouts.partitioners import DEFAULT_PARTITIONER, check_partitioner
 from layouts.registry import get_partitioning
 from layouts.bench.result_row import ResultRow, Source
 from layouts.workload import WeightsDType, Workload
@@ -39,8 +40,10 @@ class Cell:
     gen_tokens: int = 64
     weights: WeightsDType = "bf16"
     kv_dtype: str = "bfloat16"
+    partitioner: str = DEFAULT_PARTITIONER  # who writes the collectives of compile and run
 
     def __post_init__(self) -> None:
+        check_partitioner(self.partitioner)
         if not isinstance(self.chips, int) or isinstance(self.chips, bool) or self.chips <= 0:
             raise ZooError(f"chips must be a positive integer, got {self.chips!r}")
         self.workload  # checks the sizes and the weight format
@@ -119,6 +122,8 @@ def base_row(cell: Cell, phase: str, source: Source, *, layout: str, attention: 
         gen_tokens=cell.gen_tokens,
         weights=cell.weights,
         source=source,
+        # The estimate is the explicit partitioner's program by construction: one derivation.
+        partitioner=None if source == "estimate" else cell.partitioner,
         hbm_bytes=hbm_bytes,
     )
 

@@ -39,6 +39,7 @@ class Matrix:
     context_len: tuple[int, ...] = ()
     gen_tokens: tuple[int, ...] = ()
     weights: tuple[str, ...] = ()
+    partitioner: tuple[str, ...] = ()
     source: tuple[str, ...] = ("estimate",)
 
     def __post_init__(self) -> None:

@@ -41,6 +41,7 @@ class ResultRow:
     gen_tokens: int
     weights: str
     source: Source
+    partitioner: str | None = None  # compile and run: "explicit" or "compiler" (layouts.partitioners)
     status: Literal["ok", "error"] = "ok"
     error: str | None = None
     step_time_s: float | None = None

@@ -1,16 +1,33 @@
 """The collectives of an optimized XLA program: what a compiled step really communicates.
 
 `collectives(compiled, mesh)` reads the optimized HLO (`compiled.as_text()`) and returns one
-`HloCollective` per collective instruction: its kind, its bytes per chip for one execution, the mesh
-axes its replica groups span, and how many times it runs per step (the product of the trip counts
-of the while loops around it: the layer scan is a while loop, so a collective in its body runs once
-per layer). Asynchronous pairs (`all-gather-start` / `-done`) count once, at the start.
+`HloCollective` per collective: its kind, its bytes per chip for one execution, the mesh axes its
+replica groups span, how many times it runs per step (the product of the trip counts of the while
+loops around it: the layer scan is a while loop, so a collective in its body runs once per layer),
+and the named scope it comes from. Asynchronous pairs (`all-gather-start` / `-done`) count once.
 
-Bytes per chip follow docs/paper-model.md §4, the convention the estimator uses:
-- all-gather: the per-chip output (the gathered buffer);
-- reduce-scatter: the per-chip input (the buffer before scattering);
-- all-reduce, all-to-all, collective-permute: the per-chip buffer (input and output are the same size).
-Sizes are logical (elements × dtype bytes); the tiling padding a TPU layout adds is not counted.
+The kind is what the instruction does, not its opcode:
+- an all-reduce in the body of a TPU "all-reduce-scatter" fusion (the fusion runs a reduce-scatter
+  algorithm and returns the chip's slice) is a reduce-scatter of that all-reduce's buffer;
+- an all-reduce whose result is only ever dynamically sliced is a reduce-scatter that the compiler
+  runs as an all-reduce (XLA on TPU does this for some groups, such as all of a 2×2×2 torus): it
+  moves what an all-reduce moves, so its link bytes are an all-reduce's;
+- an all-reduce of a buffer that is zeros except for one dynamic-update-slice (the compiler's way
+  of writing some all-gathers) is an all-gather of that buffer; it still moves what an all-reduce
+  moves, so its link bytes are an all-reduce's (`implemented_as` says so).
+
+Bytes per chip come two ways, both logical (elements × dtype bytes; a TPU layout's tiling padding
+is not counted):
+- `buffer_bytes`: the per-chip output of an all-gather, the input of a reduce-scatter, the buffer of
+  the others (input and output are the same size);
+- `link_bytes`: the paper's convention (docs/paper-model.md §4), which the estimator and the result
+  rows' comm_bytes_per_chip use: the buffer, except that an all-reduce counts twice its buffer (a
+  reduce-scatter and an all-gather). The (k−1)/k factor is taken as 1 on both sides.
+
+A collective is `prescribed` unless it comes from work the paper's formulas leave out, which the
+zoo runs in named scopes of its own (`zoo.constraints.UNPRESCRIBED_SCOPES`: the embedding lookup,
+norm statistics); the scope is the instruction's `op_name` metadata, or, where the compiler left
+none, that of the fusion around it or of the nearest operand that has one.
 
 Replica groups hold device ids that index the program's device assignment, which for a program
 jitted over a `Mesh` is the mesh's devices in row-major order; so id i sits at mesh coordinate
@@ -26,6 +43,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from layouts.layout import COLLECTIVE_KINDS
+from zoo.constraints import UNPRESCRIBED_SCOPES
 
 # HLO spells the cost model's collective kinds with hyphens (its opcodes); collective-permute, which
 # the formulas do not have, goes to the result row's "other".
@@ -49,18 +67,26 @@ class HloParseError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class HloCollective:
-    kind: str  # one of KINDS
-    bytes_per_chip: float  # one execution, per chip, by the convention above
+    kind: str  # one of KINDS: what it does
+    buffer_bytes: float  # one execution, per chip (see the module docstring)
+    link_bytes: float  # one execution, per chip, in the paper's convention
     mesh_axes: tuple[str, ...]  # the mesh axes its groups span, in mesh order
     count: int  # executions per step (trip counts of the loops around it multiplied)
     in_loop: bool  # inside a while loop (the layer scan): the per-layer hot path
     shape: str  # result shape(s) without layout, e.g. "bf16[8,1,512]"
     name: str  # the instruction's name in the HLO
     group_size: int  # chips per replica group
+    implemented_as: str = ""  # the opcode (or fusion) that carries it out
+    scope: str = ""  # the op_name it comes from
 
     @property
-    def bytes_per_step(self) -> float:
-        return self.bytes_per_chip * self.count
+    def link_bytes_per_step(self) -> float:
+        return self.link_bytes * self.count
+
+    @property
+    def prescribed(self) -> bool:
+        """Whether the layout's formulas count it (see the module docstring)."""
+        return not any(f"/{scope}/" in f"/{self.scope}/" for scope in UNPRESCRIBED_SCOPES)
 
 
 @dataclasses.dataclass
@@ -72,12 +98,18 @@ class _Instruction:
     attributes: str
     arguments: str  # the text between the opcode's parentheses (a constant's value)
 
+    @property
+    def op_name(self) -> str:
+        match = re.search(r'op_name="([^"]*)"', self.attributes)
+        return match.group(1) if match else ""
+
 
 @dataclasses.dataclass
 class _Computation:
     name: str
     is_entry: bool
     instructions: dict[str, _Instruction]
+    root: str = ""  # the name of its ROOT instruction
 
 
 def _matching(text: str, start: int, open_char: str, close_char: str) -> int:
@@ -129,6 +161,8 @@ def parse_module(text: str) -> dict[str, _Computation]:
         instruction = _parse_instruction(line)
         if instruction is not None:
             current.instructions[instruction.name] = instruction
+            if line.lstrip().startswith("ROOT "):
+                current.root = instruction.name
     if not any(computation.is_entry for computation in computations.values()):
         raise HloParseError("no ENTRY computation in the HLO text")
     return computations
@@ -292,11 +326,90 @@ def _mesh_shape(mesh) -> dict[str, int]:
     return dict(zip(mesh.axis_names, mesh.devices.shape))
 
 
+def _callers(computations: Mapping[str, _Computation]) -> dict[str, tuple[_Instruction, _Computation]]:
+    """The instruction (and its computation) that calls each computation through `calls=`."""
+    callers = {}
+    for computation in computations.values():
+        for instruction in computation.instructions.values():
+            for attribute, value in _CALLED.findall(instruction.attributes):
+                if attribute == "calls":
+                    for name in re.findall(r"%?([\w.\-]+)", value.strip("{}")):
+                        callers[name] = (instruction, computation)
+    return callers
+
+
+def _nearest_op_name(instruction: _Instruction, computation: _Computation) -> str:
+    """The op_name of the instruction or of its nearest operand that has one (a few steps back)."""
+    frontier, seen = [instruction], set()
+    for _ in range(5):
+        named = next((item.op_name for item in frontier if item.op_name), "")
+        if named:
+            return named
+        seen |= {item.name for item in frontier}
+        frontier = [computation.instructions[name] for item in frontier for name in item.operands if name in computation.instructions and name not in seen]
+    return ""
+
+
+def _scope(instruction: _Instruction, computation: _Computation, callers) -> str:
+    """The op_name an instruction comes from: its own or its nearest operand's, else (in a
+    fusion's body) its fusion's, or that of the fusion's nearest operand."""
+    named = _nearest_op_name(instruction, computation)
+    if not named and computation.name in callers:
+        named = _nearest_op_name(*callers[computation.name])
+    return named
+
+
+def _only_sliced(instruction: _Instruction, computation: _Computation, computations: Mapping[str, _Computation]) -> bool:
+    """Whether every use of the all-reduce's result is a dynamic-slice of it (possibly inside a
+    fusion): a reduce-scatter the compiler runs as an all-reduce."""
+    users = [item for item in computation.instructions.values() if instruction.name in item.operands]
+    if not users:
+        return False
+    for user in users:
+        if user.opcode == "dynamic-slice" and user.operands[0] == instruction.name:
+            continue
+        called = re.search(r"\bcalls=%?([\w.\-]+)", user.attributes) if user.opcode == "fusion" else None
+        body = computations.get(called.group(1)) if called else None
+        if body is None:
+            return False
+        indices = [index for index, name in enumerate(user.operands) if name == instruction.name]
+        parameters = [item.name for item in body.instructions.values() if item.opcode == "parameter" and item.arguments.strip() in {str(i) for i in indices}]
+        inner = [item for item in body.instructions.values() if any(name in item.operands for name in parameters)]
+        if not inner or any(item.opcode != "dynamic-slice" or item.operands[0] not in parameters for item in inner):
+            return False
+    return True
+
+
+def _zero_padded(instruction: _Instruction, computation: _Computation, computations: Mapping[str, _Computation]) -> bool:
+    """Whether the all-reduce's operand is zeros but for one dynamic-update-slice (possibly fused)."""
+    if len(instruction.operands) != 1 or instruction.operands[0] not in computation.instructions:
+        return False
+    operand = computation.instructions[instruction.operands[0]]
+    if operand.opcode == "fusion":
+        called = re.search(r"\bcalls=%?([\w.\-]+)", operand.attributes)
+        body = computations.get(called.group(1)) if called else None
+        if body is None:
+            return False
+        root = body.instructions.get(body.root)
+        return root is not None and _is_zero_update(root, body)
+    return _is_zero_update(operand, computation)
+
+
+def _is_zero_update(instruction: _Instruction, computation: _Computation) -> bool:
+    if instruction.opcode != "dynamic-update-slice" or not instruction.operands:
+        return False
+    base = computation.instructions.get(instruction.operands[0])
+    while base is not None and base.opcode in ("broadcast", "bitcast", "copy") and base.operands:
+        base = computation.instructions.get(base.operands[0])
+    return base is not None and base.opcode == "constant" and re.fullmatch(r"\s*-?0(\.0*)?\s*", base.arguments or "") is not None
+
+
 def collectives_from_text(text: str, mesh=None) -> list[HloCollective]:
     """The collectives of optimized HLO text; `mesh` (a Mesh or {axis: size} in mesh order) maps
     replica groups to mesh axes (without one, `mesh_axes` is empty)."""
     computations = parse_module(text)
     multiplier, looped = _multipliers(computations)
+    callers = _callers(computations)
     mesh_shape = _mesh_shape(mesh)
     device_count = math.prod(mesh_shape.values()) if mesh_shape else 1
     found = []
@@ -313,6 +426,7 @@ def collectives_from_text(text: str, mesh=None) -> list[HloCollective]:
             kind = _kind(instruction.opcode)
             if kind is None:
                 continue
+            implemented_as = instruction.opcode.removesuffix("-start")
             shape = done_shapes.get(instruction.name, instruction.shape) if instruction.opcode.endswith("-start") else instruction.shape
             groups = replica_groups(instruction.attributes, device_count)
             if kind == "collective-permute":
@@ -327,7 +441,20 @@ def collectives_from_text(text: str, mesh=None) -> list[HloCollective]:
                 size = sum(_array_bytes(s) for s in operand_shapes) if operand_shapes else _array_bytes(shape) * group_size
             else:
                 size = _array_bytes(shape)
-            found.append(HloCollective(kind, size, axes, times, looped.get(computation.name, False), _logical_shape(shape), instruction.name, group_size))
+            link = 2 * size if kind == "all-reduce" else size
+            if kind == "all-reduce" and computation.name.startswith("all-reduce-scatter"):
+                kind, link, implemented_as = "reduce-scatter", size, "all-reduce-scatter fusion"
+            elif kind == "all-reduce" and _only_sliced(instruction, computation, computations):
+                kind, implemented_as = "reduce-scatter", "all-reduce then dynamic-slice"
+            elif kind == "all-reduce" and _zero_padded(instruction, computation, computations):
+                kind, implemented_as = "all-gather", "all-reduce of a zero-padded buffer"
+            scope = _scope(instruction, computation, callers)
+            found.append(
+                HloCollective(
+                    kind, size, link, axes, times, looped.get(computation.name, False), _logical_shape(shape), instruction.name, group_size,
+                    implemented_as, scope,
+                )  # fmt: skip
+            )
     return found
 
 
@@ -336,27 +463,59 @@ def collectives(compiled, mesh=None) -> list[HloCollective]:
     return collectives_from_text(compiled.as_text(), mesh)
 
 
-def bytes_by_kind(found: Iterable[HloCollective], in_loop: bool | None = None) -> dict[str, float]:
-    """Bytes per chip per step by kind (every kind present, zero where none); `in_loop` True keeps
-    only the layer loop's (the hot path), False only the rest."""
+def bytes_by_kind(found: Iterable[HloCollective], in_loop: bool | None = None, prescribed: bool | None = None) -> dict[str, float]:
+    """Link bytes per chip per step by kind (every kind present, zero where none); `in_loop` True
+    keeps only the layer loop's (the hot path), False only the rest; `prescribed` likewise."""
     totals = dict.fromkeys(KINDS, 0.0)
     for collective in found:
-        if in_loop is None or collective.in_loop == in_loop:
-            totals[collective.kind] += collective.bytes_per_step
+        if (in_loop is None or collective.in_loop == in_loop) and (prescribed is None or collective.prescribed == prescribed):
+            totals[collective.kind] += collective.link_bytes_per_step
     return totals
 
 
-def row_bytes(found: Iterable[HloCollective]) -> dict[str, float]:
+def row_bytes(found: Iterable[HloCollective], prescribed: bool | None = None) -> dict[str, float]:
     """bytes_by_kind under the result row's comm_bytes_per_chip keys."""
-    return {ROW_KEY[kind]: value for kind, value in bytes_by_kind(found).items()}
+    return {ROW_KEY[kind]: value for kind, value in bytes_by_kind(found, prescribed=prescribed).items()}
+
+
+def row_buffer_bytes(found: Iterable[HloCollective]) -> dict[str, float]:
+    """Buffer bytes per chip per step by the result row's keys (each collective's own size)."""
+    totals = dict.fromkeys(ROW_KEY.values(), 0.0)
+    for collective in found:
+        totals[ROW_KEY[collective.kind]] += collective.buffer_bytes * collective.count
+    return totals
 
 
 def summarize(found: Iterable[HloCollective]) -> list[dict]:
-    """One entry per (kind, mesh axes, in loop): executions and bytes per step; for result rows."""
+    """One entry per (kind, mesh axes, in loop, prescribed, implemented as): executions, link and
+    buffer bytes per step, and the scopes they come from; for result rows."""
     groups: dict[tuple, dict] = {}
     for collective in found:
-        key = (collective.kind, collective.mesh_axes, collective.in_loop)
-        entry = groups.setdefault(key, {"kind": collective.kind, "mesh_axes": "".join(collective.mesh_axes), "in_loop": collective.in_loop, "per_step": 0, "bytes_per_step": 0.0})
+        key = (collective.kind, collective.mesh_axes, collective.in_loop, collective.prescribed, collective.implemented_as)
+        entry = groups.setdefault(
+            key,
+            {
+                "kind": collective.kind,
+                "mesh_axes": "".join(collective.mesh_axes),
+                "in_loop": collective.in_loop,
+                "prescribed": collective.prescribed,
+                "implemented_as": collective.implemented_as,
+                "per_step": 0,
+                "link_bytes_per_step": 0.0,
+                "buffer_bytes_per_step": 0.0,
+                "scopes": [],
+            },
+        )
         entry["per_step"] += collective.count
-        entry["bytes_per_step"] += collective.bytes_per_step
-    return sorted(groups.values(), key=lambda entry: (entry["kind"], not entry["in_loop"], entry["mesh_axes"]))
+        entry["link_bytes_per_step"] += collective.link_bytes_per_step
+        entry["buffer_bytes_per_step"] += collective.buffer_bytes * collective.count
+        scope = _short_scope(collective.scope)
+        if scope and scope not in entry["scopes"]:
+            entry["scopes"].append(scope)
+    return sorted(groups.values(), key=lambda entry: (entry["kind"], not entry["in_loop"], entry["mesh_axes"], entry["implemented_as"]))
+
+
+def _short_scope(op_name: str) -> str:
+    """An op_name without its jit/shard_map/loop prefix: the zoo's scopes and the op."""
+    parts = [part for part in op_name.split("/") if part and not part.startswith(("jit(", "shard_map", "while", "body", "closed_call", "checkpoint"))]
+    return "/".join(parts[-3:])
