@@ -14,7 +14,7 @@ COMMON = dict(chips=8, mesh="2x2x2", target="tpu-v4", batch=8, input_len=128, co
 def loop_bytes(row, kind: str | None = None, axes: str | None = None) -> float:
     """Bytes per step of the layer loop's collectives of `kind` (all kinds when None) over `axes`."""
     return sum(
-        entry["bytes_per_step"]
+        entry["link_bytes_per_step"]
         for entry in row.details["collectives"]
         if entry["in_loop"] and (kind is None or entry["kind"] == kind) and (axes is None or entry["mesh_axes"] == axes)
     )

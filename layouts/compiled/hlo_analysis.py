@@ -359,14 +359,18 @@ def _scope(instruction: _Instruction, computation: _Computation, callers) -> str
     return named
 
 
-def _only_sliced(instruction: _Instruction, computation: _Computation, computations: Mapping[str, _Computation]) -> bool:
+def _only_sliced(instruction: _Instruction, computation: _Computation, computations: Mapping[str, _Computation], group_size: int) -> bool:
     """Whether every use of the all-reduce's result is a dynamic-slice of it (possibly inside a
-    fusion): a reduce-scatter the compiler runs as an all-reduce."""
+    fusion) that keeps one part in `group_size`, the chip's share: a reduce-scatter the compiler
+    runs as an all-reduce. (A finer slice is an all-reduce followed by some other split.)"""
     users = [item for item in computation.instructions.values() if instruction.name in item.operands]
-    if not users:
+    if not users or group_size < 2:
         return False
+    whole = _array_bytes(instruction.shape)
     for user in users:
         if user.opcode == "dynamic-slice" and user.operands[0] == instruction.name:
+            if _array_bytes(user.shape) * group_size != whole:
+                return False
             continue
         called = re.search(r"\bcalls=%?([\w.\-]+)", user.attributes) if user.opcode == "fusion" else None
         body = computations.get(called.group(1)) if called else None
@@ -376,6 +380,8 @@ def _only_sliced(instruction: _Instruction, computation: _Computation, computati
         parameters = [item.name for item in body.instructions.values() if item.opcode == "parameter" and item.arguments.strip() in {str(i) for i in indices}]
         inner = [item for item in body.instructions.values() if any(name in item.operands for name in parameters)]
         if not inner or any(item.opcode != "dynamic-slice" or item.operands[0] not in parameters for item in inner):
+            return False
+        if any(_array_bytes(item.shape) * group_size != whole for item in inner):
             return False
     return True
 
@@ -444,7 +450,7 @@ def collectives_from_text(text: str, mesh=None) -> list[HloCollective]:
             link = 2 * size if kind == "all-reduce" else size
             if kind == "all-reduce" and computation.name.startswith("all-reduce-scatter"):
                 kind, link, implemented_as = "reduce-scatter", size, "all-reduce-scatter fusion"
-            elif kind == "all-reduce" and _only_sliced(instruction, computation, computations):
+            elif kind == "all-reduce" and _only_sliced(instruction, computation, computations, group_size):
                 kind, implemented_as = "reduce-scatter", "all-reduce then dynamic-slice"
             elif kind == "all-reduce" and _zero_padded(instruction, computation, computations):
                 kind, implemented_as = "all-gather", "all-reduce of a zero-padded buffer"
