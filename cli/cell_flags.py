@@ -8,7 +8,7 @@ from cli.options import positive_ints, split_list
 from layouts.bench.cell import Cell
 
 _INTEGER_FLAGS = ("chips", "batch", "input_len", "context_len", "gen_tokens")
-_TEXT_FLAGS = ("model", "mesh", "target", "phase", "weights", "partitioner")
+_TEXT_FLAGS = ("model", "mesh", "target", "phase", "weights", "partitioner", "collective_matmul")
 
 
 def matrix_from_flags(values: dict, sources: tuple[str, ...]) -> Matrix:

@@ -79,6 +79,10 @@ def cell_options(function):
             "--partitioner",
             help=f"who writes compile and run's collectives: explicit (the layout's own program) or compiler (XLA's partitioner) [default: {CELL_DEFAULTS['partitioner']}]",
         ),
+        click.option(
+            "--collective-matmul",
+            help=f"none, unidirectional or bidirectional: run the explicit partitioner's projection reduce-scatters as looped collective einsums [default: {CELL_DEFAULTS['collective_matmul']}]",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -87,5 +91,5 @@ def cell_options(function):
 
 CELL_OPTION_NAMES = (
     "model", "layout", "prefill_layout", "decode_layout", "attention", "prefill_attention", "decode_attention", "chips",
-    "mesh", "target", "phase", "batch", "input_len", "context_len", "gen_tokens", "weights", "partitioner",
+    "mesh", "target", "phase", "batch", "input_len", "context_len", "gen_tokens", "weights", "partitioner", "collective_matmul",
 )  # fmt: skip

@@ -10,6 +10,9 @@ can be told apart (`layouts.compiled.hlo_analysis`):
 - the norm statistics: a norm over an E that is still split (2D weight-stationary's E_x) sums its
   statistics over those chips, two [B, L, 1] fp32 values.
 
+With collective matmul on (`layouts.collective_matmul`), a projection whose partial sums are
+reduce-scattered runs as the paper's looped collective einsum instead.
+
 A layout whose placements would need a permutation among chips is refused with
 `ExplicitProgramError` when the step is traced; the compiler partitioner can still run it.
 """
@@ -19,11 +22,12 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 
+from layouts.collective_matmul import Pending, Term, check_mode, reduce_scatter_matmul
 from layouts.collective_moves import ExplicitProgramError, move
 from layouts.layout import Partitioning
 from layouts.resolver import resolve
 from layouts.sharding import CompilerPlacement, cache_shardings, param_shardings
-from layouts.transitions import Axes, Distribution, canonical, kept_axes
+from layouts.transitions import Axes, Distribution, canonical, derive, kept_axes
 from zoo.constraints import Placed, contracted
 from zoo.logical_axes import ATTENTION_HEADS, ATTENTION_KV_HEADS, CACHE_KV_HEADS, Role
 from zoo.transformer import TOKEN_NAMES
@@ -37,9 +41,10 @@ class ExplicitPlacement(CompilerPlacement):
     """The explicit partitioner's hook for one partitioning on one mesh. Whole arrays outside a
     step (the cache between prefill and decode) are placed as the compiler partitioner does."""
 
-    def __init__(self, partitioning: Partitioning, mesh: Mesh) -> None:
+    def __init__(self, partitioning: Partitioning, mesh: Mesh, collective_matmul: str = "none") -> None:
         super().__init__(partitioning, mesh)
         self.sizes = dict(mesh.shape)
+        self.collective_matmul = check_mode(collective_matmul)
 
     def _axes(self, role: Role, name: str | None) -> Axes:
         """The mesh axes `name` is split over, less those of size 1 (they split nothing)."""
@@ -53,6 +58,8 @@ class ExplicitPlacement(CompilerPlacement):
         if source is None:
             raise ExplicitProgramError(f"placing {role.value} {names}: the explicit partitioner needs the array's source placement")
         sources = source if isinstance(source, tuple) else (source,)
+        if isinstance(x, Pending):
+            return self._place_contraction(x, role, names, sources)
         distributions = {self.distribution(each) for each in sources}
         if len(distributions) > 1:
             raise ExplicitProgramError(f"placing {role.value} {names}: the terms of a sum are distributed differently: {distributions}")
@@ -70,6 +77,21 @@ class ExplicitPlacement(CompilerPlacement):
                 )
         return move(x, source_distribution, destination, self.sizes, where=where, reorderable=heads)
 
+    def _place_contraction(self, pending: Pending, role: Role, names, sources):
+        """A pending contraction placed: as a collective matmul when its move is one reduce-scatter
+        onto a dimension the weight gives, else computed and moved like any array."""
+        source, destination = self.distribution(sources[0]), tuple(self._axes(role, name) for name in names)
+        steps = derive(source, destination)
+        alike = all(self.distribution(each) == source for each in sources)
+        if alike and len(steps) == 1 and steps[0].kind == "reduce_scatter":
+            gaining = [index for index, (before, after) in enumerate(zip(source.axes, destination)) if before != after]
+            if len(gaining) == 1:
+                index = gaining[0]
+                before, after = source.axes[index], destination[index]
+                if after[: len(before)] == before and pending.weight_dimension(index) is not None:
+                    return reduce_scatter_matmul(pending, index, after[len(before) :], self.sizes, self.collective_matmul == "bidirectional")
+        return self(pending.materialize(), role, names, source=sources)
+
     def contract(self, subscripts, x, x_placed, w, w_placed, **einsum_options):
         # A contracted dimension of x must be split as the weight splits it (the cost model's
         # projection moves it the same way) for the local einsum to be the chip's partial sum.
@@ -80,6 +102,8 @@ class ExplicitPlacement(CompilerPlacement):
         wanted = tuple(by_letter[letter] if letter in by_letter and letter not in output else axes for letter, axes in zip(x_letters, here.axes))
         if wanted != here.axes:
             x = move(x, here, wanted, self.sizes, where=f"{subscripts} input")
+        if self.collective_matmul != "none":  # run when placed: see _place_contraction
+            return Pending((Term(subscripts, x, w, tuple(einsum_options.items())),)), contracted(subscripts, x_placed, w_placed)
         return jnp.einsum(subscripts, x, w, **einsum_options), contracted(subscripts, x_placed, w_placed)
 
     def lookup(self, table, table_placed, ids, ids_placed):

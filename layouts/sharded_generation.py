@@ -28,9 +28,10 @@ def sharded_generate(
     sampling: Sampling = GREEDY,
     stop_token: int | None = None,
     partitioner: str = DEFAULT_PARTITIONER,
+    collective_matmul: str = "none",
 ) -> Generated:
     """`generate` with its prefill under `prefill_partitioning` and its decode steps under
-    `decode_partitioning`, their collectives written by `partitioner`."""
+    `decode_partitioning`, their collectives written by `partitioner` (see `build_steps`)."""
     batch, length = prompt.shape
     max_len = length + max_new_tokens
     cache_sharding = cache_shardings(abstract_cache(model.config, batch, max_len), prefill_partitioning, mesh)
@@ -42,8 +43,8 @@ def sharded_generate(
             max_new_tokens=max_new_tokens,
             sampling=sampling,
             stop_token=stop_token,
-            constrain=placement_hook(prefill_partitioning, mesh, partitioner),
-            decode_constrain=placement_hook(decode_partitioning, mesh, partitioner),
+            constrain=placement_hook(prefill_partitioning, mesh, partitioner, collective_matmul),
+            decode_constrain=placement_hook(decode_partitioning, mesh, partitioner, collective_matmul),
         ),
         donate_argnames=("cache",),
     )

@@ -45,7 +45,9 @@ class PhaseProgram:
         )
 
 
-def _phase_program(partitioning: Partitioning, mesh: Mesh, model: Transformer, cache: KVCache, token_shape, function, partitioner: str) -> PhaseProgram:
+def _phase_program(
+    partitioning: Partitioning, mesh: Mesh, model: Transformer, cache: KVCache, token_shape, function, partitioner: str, collective_matmul: str
+) -> PhaseProgram:
     model_shardings = param_shardings(model, partitioning, mesh)
     cache_sharding = cache_shardings(cache, partitioning, mesh)
     names = (BATCH, SEQ) if len(token_shape) == 2 else (BATCH,)
@@ -53,7 +55,7 @@ def _phase_program(partitioning: Partitioning, mesh: Mesh, model: Transformer, c
     batch = token_shape[0]
     logits_sharding = activation_sharding(partitioning, mesh, (BATCH, LOGITS_VOCAB), (batch, model.config.vocab), "logits")
     step = jax.jit(
-        partial(function, constrain=placement_hook(partitioning, mesh, partitioner)),
+        partial(function, constrain=placement_hook(partitioning, mesh, partitioner, collective_matmul)),
         in_shardings=(model_shardings, token_sharding, cache_sharding),
         out_shardings=(logits_sharding, cache_sharding),
         donate_argnums=(2,),
@@ -86,12 +88,15 @@ def build_steps(
     max_len: int,
     cache_dtype: str | None = None,
     partitioner: str = DEFAULT_PARTITIONER,
+    collective_matmul: str = "none",
 ) -> ShardedSteps:
     """Steps for `batch` prompts of `input_len` tokens and a cache of `max_len` (model may be
-    abstract), their collectives written out by `partitioner` ("explicit" or "compiler")."""
+    abstract), their collectives written out by `partitioner` ("explicit" or "compiler"), the
+    explicit partitioner's projection reduce-scatters as collective matmuls if `collective_matmul`
+    is "unidirectional" or "bidirectional"."""
     cache = abstract_cache(model.config, batch, max_len, cache_dtype)
     return ShardedSteps(
-        prefill=_phase_program(prefill_partitioning, mesh, model, cache, (batch, input_len), prefill, partitioner),
-        decode=_phase_program(decode_partitioning, mesh, model, cache, (batch,), decode_step, partitioner),
+        prefill=_phase_program(prefill_partitioning, mesh, model, cache, (batch, input_len), prefill, partitioner, collective_matmul),
+        decode=_phase_program(decode_partitioning, mesh, model, cache, (batch,), decode_step, partitioner, collective_matmul),
         mesh=mesh,
     )

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from zoo.config import ModelConfig
-from zoo.constraints import Constrain, Placed, placed
+from zoo.constraints import Constrain, Contracted, Placed, placed
 from zoo.logical_axes import (
     ACTIVATION_HEAD_DIM,
     ATTENTION_BATCH,
@@ -76,7 +76,7 @@ class Attention(eqx.Module):
         cache: tuple[Float[Array, "_ S _ Q"], Float[Array, "_ S _ Q"]] | None,
         write_index: Int[Array, ""] | None,
         constrain: Constrain,
-    ) -> tuple[tuple[Float[Array, "B T E"], Placed], tuple[Float[Array, "_ S _ Q"], Float[Array, "_ S _ Q"]] | None]:
+    ) -> tuple[tuple[Contracted, Placed], tuple[Float[Array, "_ S _ Q"], Float[Array, "_ S _ Q"]] | None]:
         """Returns the output projection (before any reduction over split heads; the block adds
         `b_o` once it is reduced) with where it is, and the cache with this call's keys and values
         written at `write_index`. Without a cache the call attends causally over its own tokens

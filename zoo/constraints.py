@@ -18,6 +18,7 @@ A layout can act in two ways, and the zoo's code serves both:
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
 from jaxtyping import Array
@@ -25,6 +26,9 @@ from jaxtyping import Array
 from zoo.logical_axes import AxisNames, Role
 
 LogicalDim = tuple[Role, str | None]
+# What `Constrain.contract` returns: an array, or (under a layout that runs collective matmuls) a
+# contraction the layout runs when the zoo places it; the zoo only adds such values and places them.
+Contracted = Any
 
 # Named scopes (`jax.named_scope`) around work the paper's formulas leave out, so that whatever
 # communication it causes can be found in a compiled program's metadata and listed apart.
@@ -73,7 +77,7 @@ class Constrain:
         del role, names
         return x
 
-    def contract(self, subscripts: str, x: Array, x_placed: Placed, w: Array, w_placed: Placed, **einsum_options) -> tuple[Array, Placed]:
+    def contract(self, subscripts: str, x: Array, x_placed: Placed, w: Array, w_placed: Placed, **einsum_options) -> tuple[Contracted, Placed]:
         """The einsum of an activation and a weight, and where its result is (a partial sum over
         the contracted dimensions' mesh axes until a move reduces it)."""
         return jnp.einsum(subscripts, x, w, **einsum_options), contracted(subscripts, x_placed, w_placed)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from zoo.config import ModelConfig
-from zoo.constraints import Constrain, Placed, placed
+from zoo.constraints import Constrain, Contracted, Placed, placed
 from zoo.logical_axes import BATCH, EMBED, FUSED, HIDDEN_MLP, MATMUL_MLP, MLP, SEQ, Role
 from zoo.weights import AbstractWeight, init_weight, use_bias, use_weight, used
 
@@ -36,7 +36,7 @@ class FeedForward(eqx.Module):
             self.b_in = self.b_out = None
         self.config = config
 
-    def __call__(self, x: Float[Array, "B T E"], x_placed: Placed, constrain: Constrain) -> tuple[Float[Array, "B T E"], Placed]:
+    def __call__(self, x: Float[Array, "B T E"], x_placed: Placed, constrain: Constrain) -> tuple[Contracted, Placed]:
         """The output projection before any reduction over a split F, and where it is; the block
         adds `b_out` once it is reduced."""
         dtype = x.dtype

@@ -10,7 +10,7 @@ from typing import Literal
 from layouts.errors import MeshError
 from layouts.layout import Partitioning
 from layouts.mesh import MeshShape, choose_mesh_shape, format_mesh, parse_mesh
-from layouts.partitioners import DEFAULT_PARTITIONER, check_partitioner
+from layouts.partitioners import DEFAULT_PARTITIONER, check_collective_matmul, check_partitioner
 from layouts.registry import get_partitioning
 from layouts.bench.result_row import ResultRow, Source
 from layouts.workload import WeightsDType, Workload
@@ -41,9 +41,10 @@ class Cell:
     weights: WeightsDType = "bf16"
     kv_dtype: str = "bfloat16"
     partitioner: str = DEFAULT_PARTITIONER  # who writes the collectives of compile and run
+    collective_matmul: str = "none"  # the explicit partitioner's looped collective einsum
 
     def __post_init__(self) -> None:
-        check_partitioner(self.partitioner)
+        check_collective_matmul(self.collective_matmul, check_partitioner(self.partitioner))
         if not isinstance(self.chips, int) or isinstance(self.chips, bool) or self.chips <= 0:
             raise ZooError(f"chips must be a positive integer, got {self.chips!r}")
         self.workload  # checks the sizes and the weight format
@@ -124,6 +125,7 @@ def base_row(cell: Cell, phase: str, source: Source, *, layout: str, attention: 
         source=source,
         # The estimate is the explicit partitioner's program by construction: one derivation.
         partitioner=None if source == "estimate" else cell.partitioner,
+        collective_matmul=cell.collective_matmul,
         hbm_bytes=hbm_bytes,
     )
 

@@ -40,6 +40,7 @@ class Matrix:
     gen_tokens: tuple[int, ...] = ()
     weights: tuple[str, ...] = ()
     partitioner: tuple[str, ...] = ()
+    collective_matmul: tuple[str, ...] = ()
     source: tuple[str, ...] = ("estimate",)
 
     def __post_init__(self) -> None:

@@ -42,6 +42,7 @@ class ResultRow:
     weights: str
     source: Source
     partitioner: str | None = None  # compile and run: "explicit" or "compiler" (layouts.partitioners)
+    collective_matmul: str = "none"  # "unidirectional" or "bidirectional": layouts.collective_matmul
     status: Literal["ok", "error"] = "ok"
     error: str | None = None
     step_time_s: float | None = None

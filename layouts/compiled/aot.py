@@ -163,7 +163,13 @@ class CompiledPhase:
 
 
 def compile_phase(
-    partitioning: Partitioning, mesh_shape: MeshShape, workload: Workload, phase: str, devices, partitioner: str = DEFAULT_PARTITIONER
+    partitioning: Partitioning,
+    mesh_shape: MeshShape,
+    workload: Workload,
+    phase: str,
+    devices,
+    partitioner: str = DEFAULT_PARTITIONER,
+    collective_matmul: str = "none",
 ) -> CompiledPhase:
     """Lowers and compiles `phase` of `workload` under `partitioning` on `devices` laid out as
     `mesh_shape`, its collectives written by `partitioner`. Input errors (ZooError, which includes
@@ -174,7 +180,8 @@ def compile_phase(
     max_len = workload.cache_len(phase)
     input_len = workload.input_len if phase == "prefill" else 1
     steps = build_steps(
-        model, partitioning, partitioning, mesh, batch=workload.batch, input_len=input_len, max_len=max_len, cache_dtype=workload.kv_dtype, partitioner=partitioner
+        model, partitioning, partitioning, mesh, batch=workload.batch, input_len=input_len, max_len=max_len, cache_dtype=workload.kv_dtype, partitioner=partitioner,
+        collective_matmul=collective_matmul,
     )
     program = getattr(steps, phase)
     arguments = program.abstract_arguments(model, abstract_cache(config, workload.batch, max_len, workload.kv_dtype))

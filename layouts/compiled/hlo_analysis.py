@@ -12,6 +12,9 @@ The kind is what the instruction does, not its opcode:
 - an all-reduce whose result is only ever dynamically sliced is a reduce-scatter that the compiler
   runs as an all-reduce (XLA on TPU does this for some groups, such as all of a 2×2×2 torus): it
   moves what an all-reduce moves, so its link bytes are an all-reduce's;
+- a collective-permute inside the explicit partitioner's collective matmul
+  (`layouts.collective_matmul`) is a pass of the reduce-scatter that loop runs: it counts its
+  share of that reduce-scatter's input;
 - an all-reduce of a buffer that is zeros except for one dynamic-update-slice (the compiler's way
   of writing some all-gathers) is an all-gather of that buffer; it still moves what an all-reduce
   moves, so its link bytes are an all-reduce's (`implemented_as` says so).
@@ -42,6 +45,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from layouts.collective_matmul import SCOPE as COLLECTIVE_MATMUL_SCOPE
 from layouts.layout import COLLECTIVE_KINDS
 from zoo.constraints import UNPRESCRIBED_SCOPES
 
@@ -455,6 +459,12 @@ def collectives_from_text(text: str, mesh=None) -> list[HloCollective]:
             elif kind == "all-reduce" and _zero_padded(instruction, computation, computations):
                 kind, implemented_as = "all-gather", "all-reduce of a zero-padded buffer"
             scope = _scope(instruction, computation, callers)
+            if kind == "collective-permute" and f"/{COLLECTIVE_MATMUL_SCOPE}/" in f"/{scope}/" and axes:
+                # One pass of a collective matmul's ring: its share of the reduce-scatter it runs
+                # (n − 1 passes of one block each make a reduce-scatter of n blocks).
+                members = math.prod(mesh_shape[axis] for axis in axes)
+                kind, implemented_as = "reduce-scatter", "collective matmul permutes"
+                size = link = size * members / (members - 1)
             found.append(
                 HloCollective(
                     kind, size, link, axes, times, looped.get(computation.name, False), _logical_shape(shape), instruction.name, group_size,

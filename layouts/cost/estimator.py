@@ -16,6 +16,7 @@ import functools
 import math
 from typing import Any
 
+from layouts.collective_matmul import check_mode
 from layouts.cost.calibration import get_mode
 from layouts.cost.metrics import chip_ms_per_token, model_flops_utilization
 from layouts.cost.terms import ACTIVATION_BYTES, axis_ways, phase_passes, phase_template
@@ -67,15 +68,23 @@ def _calibration_items(calibration) -> tuple[tuple[str, object], ...]:
 
 
 def estimate_phase(
-    partitioning: Partitioning, chip: Chip, mesh_shape: tuple[int, int, int], workload: Workload, phase: str, mode: str = "calibrated"
+    partitioning: Partitioning,
+    chip: Chip,
+    mesh_shape: tuple[int, int, int],
+    workload: Workload,
+    phase: str,
+    mode: str = "calibrated",
+    collective_matmul: str = "none",
 ) -> PhaseEstimate:
-    """`phase` of `workload` under `partitioning` on `chip`s laid out as `mesh_shape`. Bad input (an
-    indivisible dimension, a chip count the chip cannot form, an unknown mode) raises the library's
-    one-line ZooError."""
+    """`phase` of `workload` under `partitioning` on `chip`s laid out as `mesh_shape`, the
+    projections' reduce-scatters run as collective matmuls unless `collective_matmul` is "none"
+    (their communication hides behind their matmuls, up to the smaller of the two, and each pass of
+    the loop has a collective's latency). Bad input (an indivisible dimension, a chip count the chip
+    cannot form, an unknown mode) raises the library's one-line ZooError."""
     calibration = get_mode(mode)
     config = partitioning.config
     chips = math.prod(mesh_shape)
-    passes = phase_passes(partitioning, chip, mesh_shape, workload, phase)
+    passes = phase_passes(partitioning, chip, mesh_shape, workload, phase, check_mode(collective_matmul))
     reported = passes.reported
     step = calibration.pass_seconds(reported, chip)
     latency = step if phase == "prefill" else calibration.pass_seconds(passes.mean, chip) * passes.passes
@@ -84,6 +93,7 @@ def estimate_phase(
     comm = {kind: layers * reported.layer.comm_bytes[kind] + reported.head.comm_bytes[kind] for kind in reported.layer.comm_bytes}
     details = {
         "mode": mode,
+        "collective_matmul": collective_matmul,
         "calibration": dict(_calibration_items(calibration)),
         "model_variant": config.description,
         "params": config.param_count,

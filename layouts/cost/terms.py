@@ -88,6 +88,9 @@ class Collective:
     elements: Term  # per-chip elements it counts (see the module docstring)
     weight: bool  # True: weight elements (the weight dtype); False: bf16 activations
     where: str  # which tensor moves, for the breakdown
+    # A reduce-scatter of projections' partial sums onto a dimension their weights give: with
+    # collective matmul on (layouts.collective_matmul) it runs as a loop overlapped with these FLOPs.
+    looped_with: tuple[Term, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +131,10 @@ class _Tensor:
     sizes: tuple[int | str, ...]
     axes: tuple[Axes, ...]
     partial: Axes = ()
+    # A projection's output: its FLOPs, and the dimensions its weight gives (what a collective
+    # matmul can scatter); a sum of projections has all of their FLOPs.
+    flops: tuple[Term, ...] = ()
+    weight_dims: frozenset[int] = frozenset()
 
     def term(self) -> Term:
         count = math.prod(size for size in self.sizes if isinstance(size, int))
@@ -213,14 +220,22 @@ class _Dataflow:
     def settle(self, tensor: _Tensor, destination: tuple[Axes, ...], where: str, heads: int | None = None) -> _Tensor:
         """`tensor` moved to `destination`; dimension `heads`, if given, holds attention heads,
         which may be relabelled (`layouts.transitions.kept_axes`)."""
-        self.collectives.extend(_move(tensor, destination, where, frozenset() if heads is None else frozenset({heads})))
+        moved = _move(tensor, destination, where, frozenset() if heads is None else frozenset({heads}))
+        gaining = {index for index, (before, after) in enumerate(zip(tensor.axes, destination)) if before != after}
+        steps = derive(Distribution(tensor.axes, tensor.partial), destination)
+        # The explicit partitioner's rule (layouts.explicit): one reduce-scatter onto one dimension
+        # the weight gives runs as a collective matmul.
+        if tensor.flops and [step.kind for step in steps] == ["reduce_scatter"] and len(gaining) == 1 and gaining <= tensor.weight_dims:
+            moved = [dataclasses.replace(collective, looped_with=tensor.flops) for collective in moved]
+        self.collectives.extend(moved)
         return tensor.placed(destination)
 
     def project(self, x: _Tensor, contracted: int, sizes, axes, where: str) -> _Tensor:
         moved, cost, out = _projection(x, contracted, sizes, axes, where)
         self.collectives.extend(moved)
         self.flops.append(cost)
-        return out
+        kept = len(x.sizes) - 1
+        return dataclasses.replace(out, flops=(cost,), weight_dims=frozenset(range(kept, len(out.sizes))))
 
 
 def _attention(flow: _Dataflow, h: _Tensor, config: ModelConfig) -> _Tensor:
@@ -252,7 +267,11 @@ def _parallel_layer(flow: _Dataflow, residual: _Tensor, matmul_input: tuple[Axes
     reduced once into the residual."""
     h = flow.settle(residual, matmul_input, "block in")
     from_attention, from_mlp = _attention(flow, h, config), _mlp(flow, h, config)
-    summed = from_mlp.placed(from_mlp.axes, canonical(from_attention.partial + from_mlp.partial))
+    summed = dataclasses.replace(
+        from_mlp.placed(from_mlp.axes, canonical(from_attention.partial + from_mlp.partial)),
+        flops=from_attention.flops + from_mlp.flops,
+        weight_dims=from_attention.weight_dims & from_mlp.weight_dims,
+    )
     flow.settle(summed, residual.axes, "block out")
 
 
@@ -446,13 +465,22 @@ class PassTerms:
     head: StageTerms
 
 
-def _stage(flops, attention, weights, kv, collectives, chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes) -> StageTerms:
+def _stage(
+    flops, attention, weights, kv, collectives, chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes, collective_matmul: str = "none"
+) -> StageTerms:
     comm_bytes = dict.fromkeys(COLLECTIVE_KINDS, 0.0)
     seconds, count = 0.0, 0
     for collective in collectives:
         moved = collective.elements.value(ways, B, L, S) * (weight_bytes if collective.weight else activation_bytes)
         time = collective_time(collective, moved, chip, mesh_shape)
-        if time:
+        if time and collective.looped_with and collective_matmul != "none":
+            # A collective matmul: the ring's passes hide behind the partial matmuls, up to the
+            # smaller of the two, and each of its n − 1 passes is a collective with its latency.
+            compute = sum(term.value(ways, B, L, S) for term in collective.looped_with) / chip.peak_flops
+            comm_bytes[collective.kind] += moved
+            seconds += time - min(time, compute)
+            count += ways[collective.axes] - 1
+        elif time:
             comm_bytes[collective.kind] += moved
             seconds += time
             count += 1
@@ -479,6 +507,7 @@ def pass_terms(
     weight_bytes: int,
     kv_bytes: int,
     activation_bytes: int = ACTIVATION_BYTES,
+    collective_matmul: str = "none",
 ) -> PassTerms:
     """The per-chip terms of one pass: `length` new tokens per sequence attending over
     `cache_length` positions (prefill: both the prompt length; decode: 1 and the context)."""
@@ -490,11 +519,11 @@ def pass_terms(
         template.layer_weight_bytes,
         template.kv_elements.value(ways, B, L, S) * kv_bytes,
         template.layer_collectives,
-        chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes,
+        chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes, collective_matmul,
     )
     head = _stage(
         (template.head_flops,), 0.0, (template.head_weight_elements,), 0.0, template.head_collectives,
-        chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes,
+        chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes, collective_matmul,
     )
     return PassTerms(config.n_layers, layer, head)
 
@@ -520,8 +549,11 @@ def check_phase(partitioning: Partitioning, mesh_shape: tuple[int, int, int], ba
     check_divisible(phase_template(partitioning, phase), mesh_shape, batch, partitioning.name)
 
 
-def phase_passes(partitioning: Partitioning, chip: Chip, mesh_shape: tuple[int, int, int], workload: Workload, phase: str) -> PhasePasses:
-    """Check the workload against the chip and the mesh, then cost one of its phases."""
+def phase_passes(
+    partitioning: Partitioning, chip: Chip, mesh_shape: tuple[int, int, int], workload: Workload, phase: str, collective_matmul: str = "none"
+) -> PhasePasses:
+    """Check the workload against the chip and the mesh, then cost one of its phases (its
+    projections' reduce-scatters run as collective matmuls unless `collective_matmul` is "none")."""
     config = partitioning.config
     chip.check_chips(math.prod(mesh_shape))
     check_phase(partitioning, mesh_shape, workload.batch, phase)
@@ -531,6 +563,7 @@ def phase_passes(partitioning: Partitioning, chip: Chip, mesh_shape: tuple[int, 
         weight_bytes=1 if workload.weights == "int8" else dtype_bytes(config.dtype),
         kv_bytes=dtype_bytes(workload.kv_dtype),
         activation_bytes=dtype_bytes(config.dtype),
+        collective_matmul=collective_matmul,
     )
     if phase == "prefill":
         reported = pass_terms(template, config, chip, mesh_shape, length=workload.input_len, cache_length=workload.input_len, **sizes)

@@ -1,0 +1,136 @@
+"""The paper's Looped CollectiveEinsum (§3.5) for a matmul whose partial sums are reduce-scattered:
+the reduce-scatter is replaced by a loop of collective-permutes, each overlapped with the partial
+matmul of the next block, so the links work while the chip computes.
+
+Over a group of n chips (the reduce-scatter's mesh axes, numbered as `psum_scatter` numbers them),
+chip i needs block i of the output summed over the group. At step s it computes its share of
+block (i − 1 − s) mod n, adds the running sum it received from chip i − 1, and passes it on to chip
+i + 1; after n − 1 passes it holds block i, whole. Each permute carries one block, n − 1 of them:
+what a ring reduce-scatter sends. The bidirectional form splits every block in two halves that go
+round the ring in opposite directions, so both directions of every link carry half.
+
+A contraction becomes a `Pending` value instead of an array when collective matmul is on: the
+explicit partitioner decides, when the zoo places it, whether its move is a reduce-scatter over a
+dimension that comes from the weight (then it runs the loop) or anything else (then it runs the
+einsum and the move as usual). The parallel block's two output projections are summed before their
+one reduce-scatter: a sum of pending contractions stays pending and runs as one loop.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from layouts.errors import LayoutError
+
+MODES = ("none", "unidirectional", "bidirectional")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise LayoutError(f"unknown collective matmul {mode!r}; valid: {', '.join(MODES)}")
+    return mode
+
+# The named scope around the loop; the compiled program's permutes inside it are the reduce-scatter
+# they implement (`layouts.compiled.hlo_analysis`).
+SCOPE = "collective matmul reduce-scatter"
+
+
+@dataclasses.dataclass(frozen=True)
+class Term:
+    subscripts: str
+    x: jax.Array
+    w: jax.Array
+    options: tuple  # einsum keyword options, as items
+
+    def einsum(self, w=None):
+        return jnp.einsum(self.subscripts, self.x, self.w if w is None else w, **dict(self.options))
+
+
+@dataclasses.dataclass(frozen=True)
+class Pending:
+    """A sum of contractions not run yet (every term has the same output placement)."""
+
+    terms: tuple[Term, ...]
+
+    def __add__(self, other: "Pending") -> "Pending":
+        if not isinstance(other, Pending):
+            return NotImplemented
+        return Pending(self.terms + other.terms)
+
+    def materialize(self):
+        total = self.terms[0].einsum()
+        for term in self.terms[1:]:
+            total = total + term.einsum()
+        return total
+
+    def weight_dimension(self, output_dimension: int) -> list[int] | None:
+        """Per term, the weight's dimension that gives the output's `output_dimension`; None if
+        some term takes it from the activation instead."""
+        found = []
+        for term in self.terms:
+            output = term.subscripts.replace(" ", "").split("->")[1]
+            x_letters, w_letters = term.subscripts.replace(" ", "").split("->")[0].split(",")
+            letter = output[output_dimension]
+            if letter in x_letters or letter not in w_letters:
+                return None
+            found.append(w_letters.index(letter))
+        return found
+
+
+def _block(pending: Pending, weight_dims: list[int], index, blocks: int, part: tuple[int, int] = (0, 1)):
+    """This chip's share (summed over the terms) of output block `index` of `blocks`, or of the
+    `part` = (which, of how many) piece of that block."""
+    which, parts = part
+    total = None
+    for term, dimension in zip(pending.terms, weight_dims):
+        size = term.w.shape[dimension] // blocks // parts
+        w = lax.dynamic_slice_in_dim(term.w, (index * parts + which) * size, size, axis=dimension)
+        value = term.einsum(w)
+        total = value if total is None else total + value
+    return total
+
+
+def _renumber(index: int, axes: tuple[str, ...], order: tuple[str, ...], sizes: dict[str, int]) -> int:
+    """A group member's number, `index` with `axes` major first, renumbered with `order` major first."""
+    coordinates = {}
+    for axis in reversed(axes):
+        index, coordinates[axis] = divmod(index, sizes[axis])
+    number = 0
+    for axis in order:
+        number = number * sizes[axis] + coordinates[axis]
+    return number
+
+
+def reduce_scatter_matmul(pending: Pending, output_dimension: int, axes: tuple[str, ...], sizes: dict[str, int], bidirectional: bool):
+    """The contraction's output summed over the chips of `axes` and scattered over them along
+    `output_dimension` (as `psum_scatter(..., tiled=True)` would), computed as a loop of partial
+    matmuls and collective-permutes."""
+    weight_dims = pending.weight_dimension(output_dimension)
+    n = 1
+    for axis in axes:
+        n *= sizes[axis]
+    me = lax.axis_index(axes)  # numbered with the first of `axes` major, as psum_scatter numbers blocks
+    # ppermute numbers a group in mesh order whatever the order of its axes: the ring goes through
+    # the members in `axes` order, written in mesh order.
+    in_mesh_order = tuple(axis for axis in sizes if axis in axes)
+    mesh_number = [_renumber(index, axes, in_mesh_order, sizes) for index in range(n)]
+    forward = [(mesh_number[i], mesh_number[(i + 1) % n]) for i in range(n)]
+    backward = [(mesh_number[i], mesh_number[(i - 1) % n]) for i in range(n)]
+    axes_for_permute = in_mesh_order
+    # A block too small to halve goes round one way.
+    halves = all((term.w.shape[dimension] // n) % 2 == 0 for term, dimension in zip(pending.terms, weight_dims))
+    with jax.named_scope(SCOPE):
+        if not (bidirectional and halves):
+            total = _block(pending, weight_dims, (me - 1) % n, n)
+            for step in range(1, n):
+                total = lax.ppermute(total, axes_for_permute, forward) + _block(pending, weight_dims, (me - 1 - step) % n, n)
+            return total
+        # Half of every block goes forward round the ring, the other half backward.
+        ahead = _block(pending, weight_dims, (me - 1) % n, n, (0, 2))
+        behind = _block(pending, weight_dims, (me + 1) % n, n, (1, 2))
+        for step in range(1, n):
+            ahead = lax.ppermute(ahead, axes_for_permute, forward) + _block(pending, weight_dims, (me - 1 - step) % n, n, (0, 2))
+            behind = lax.ppermute(behind, axes_for_permute, backward) + _block(pending, weight_dims, (me + 1 + step) % n, n, (1, 2))
+        return jnp.concatenate([ahead, behind], axis=output_dimension)
