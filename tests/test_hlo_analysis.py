@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec
 
-from layouts.compiled.hlo_analysis import KINDS, bytes_by_kind, collectives, collectives_from_text, replica_groups, row_bytes, spanned_axes
+from layouts.compiled.hlo_analysis import KINDS, HloCollective, bytes_by_kind, collectives, collectives_from_text, replica_groups, row_bytes, spanned_axes
 from layouts.mesh import make_mesh
 
 MESH = {"x": 2, "y": 2, "z": 2}
@@ -177,3 +177,16 @@ def test_unknown_syntax_is_an_error_not_a_silent_zero():
 
     with pytest.raises(HloParseError):
         replica_groups("replica_groups=mesh['axis_0':(1)2] {'axis_0'}", 8)
+
+
+def test_only_the_lookup_before_the_layers_and_the_norm_sums_are_listed_apart():
+    def collective(kind, scope, in_loop):
+        return HloCollective(kind, 8.0, 8.0, ("x",), 1, in_loop, "bf16[4]", "c", 2, kind, scope)
+
+    lookup = "jit(step)/embedding lookup/activation batch/seq/residual_embed/reduce_scatter"
+    norm = "jit(step)/while/body/norm statistics/psum"
+    assert not collective("reduce-scatter", lookup, in_loop=False).prescribed
+    # Inside the layer loop the scope can only be a resharding labelled where the stream began.
+    assert collective("all-gather", lookup, in_loop=True).prescribed
+    assert not collective("all-reduce", norm, in_loop=True).prescribed
+    assert collective("all-gather", norm, in_loop=True).prescribed

@@ -28,9 +28,11 @@ is not counted):
   reduce-scatter and an all-gather). The (k−1)/k factor is taken as 1 on both sides.
 
 A collective is `prescribed` unless it comes from work the paper's formulas leave out, which the
-zoo runs in named scopes of its own (`zoo.constraints.UNPRESCRIBED_SCOPES`: the embedding lookup,
-norm statistics); the scope is the instruction's `op_name` metadata, or, where the compiler left
-none, that of the fusion around it or of the nearest operand that has one.
+zoo runs in named scopes of its own (`zoo.constraints.UNPRESCRIBED_SCOPES`): the embedding lookup
+(outside the layer loop: inside it, the compiler partitioner's reshardings of the residual stream
+can carry the scope where that stream was first placed) and the norm statistics (their
+all-reduces). The scope is the instruction's `op_name` metadata, or, where the compiler left none,
+that of the fusion around it or of the nearest operand that has one.
 
 Replica groups hold device ids that index the program's device assignment, which for a program
 jitted over a `Mesh` is the mesh's devices in row-major order; so id i sits at mesh coordinate
@@ -47,7 +49,7 @@ import numpy as np
 
 from layouts.collective_matmul import SCOPE as COLLECTIVE_MATMUL_SCOPE
 from layouts.layout import COLLECTIVE_KINDS
-from zoo.constraints import UNPRESCRIBED_SCOPES
+from zoo.constraints import EMBEDDING_LOOKUP_SCOPE, NORM_STATISTICS_SCOPE
 
 # HLO spells the cost model's collective kinds with hyphens (its opcodes); collective-permute, which
 # the formulas do not have, goes to the result row's "other".
@@ -90,7 +92,14 @@ class HloCollective:
     @property
     def prescribed(self) -> bool:
         """Whether the layout's formulas count it (see the module docstring)."""
-        return not any(f"/{scope}/" in f"/{self.scope}/" for scope in UNPRESCRIBED_SCOPES)
+        scope = f"/{self.scope}/"
+        if f"/{EMBEDDING_LOOKUP_SCOPE}/" in scope:
+            # The lookup runs once, before the layers; the compiler's partitioner may label a
+            # layer's resharding with it (where the residual stream was first placed).
+            return self.in_loop
+        if f"/{NORM_STATISTICS_SCOPE}/" in scope:
+            return self.kind != "all-reduce"  # the statistics are sums; a gather there is the input's
+        return True
 
 
 @dataclasses.dataclass
