@@ -68,14 +68,21 @@ class ExplicitPlacement(CompilerPlacement):
         heads = frozenset(
             index for index, name in enumerate(names) if name in _HEAD_NAMES or any(each.dims[index][1] in _HEAD_NAMES for each in sources)
         )
-        if heads and self.partitioning.config.n_kv_heads > 1:
-            relabelled = [i for i in heads if kept_axes(source_distribution.axes[i], destination[i], True) != kept_axes(source_distribution.axes[i], destination[i])]
-            if relabelled:
-                raise ExplicitProgramError(
-                    f"{where}: moving heads from {source_distribution.axes[relabelled[0]]} to {destination[relabelled[0]]} would relabel "
-                    f"the {self.partitioning.config.n_kv_heads} KV heads the cache holds; the compiler partitioner (--partitioner compiler) can run it"
-                )
+        self._check_relabelling(source_distribution, destination, heads, where)
         return move(x, source_distribution, destination, self.sizes, where=where, reorderable=heads)
+
+    def _check_relabelling(self, source: Distribution, destination: tuple[Axes, ...], heads: frozenset[int], where: str) -> None:
+        """Relabelled heads are harmless with one KV head (every query head reads it); with several,
+        the cache would hold its heads relabelled, which another layout's steps would misread."""
+        kv_heads = self.partitioning.config.n_kv_heads
+        if kv_heads == 1:
+            return
+        for index in heads:
+            if kept_axes(source.axes[index], destination[index], True) != kept_axes(source.axes[index], destination[index]):
+                raise ExplicitProgramError(
+                    f"{where}: moving heads from {source.axes[index]} to {destination[index]} would relabel the {kv_heads} KV heads "
+                    "the cache holds; the compiler partitioner (--partitioner compiler) can run it"
+                )
 
     def _place_contraction(self, pending: Pending, role: Role, names, sources):
         """A pending contraction placed: as a collective matmul when its move is one reduce-scatter
