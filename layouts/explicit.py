@@ -64,7 +64,7 @@ class ExplicitPlacement(CompilerPlacement):
         if len(distributions) > 1:
             raise ExplicitProgramError(f"placing {role.value} {names}: the terms of a sum are distributed differently: {distributions}")
         source_distribution, destination = distributions.pop(), tuple(self._axes(role, name) for name in names)
-        where = f"{role.value} {'/'.join(str(name) for name in names)}"
+        where = f"{self.partitioning.name}: placing {role.value} ({', '.join(str(name) for name in names)})"
         heads = frozenset(
             index for index, name in enumerate(names) if name in _HEAD_NAMES or any(each.dims[index][1] in _HEAD_NAMES for each in sources)
         )
