@@ -72,3 +72,20 @@ def test_palm_8b_compiles_to_the_estimated_collectives(layout, phase, batch, att
 @pytest.mark.parametrize("phase,batch,attention", [case for case in CASES if case[1] != 512])  # 512 with the loop does not fit 32 GiB
 def test_palm_540b_2d_with_collective_matmul_compiles_to_the_estimated_collectives(phase, batch, attention):
     _check(*_rows("palm-540b-64h", 64, "4x4x4", "2d-ws", phase, batch, attention, "bidirectional"), "2d-ws")
+
+
+def test_a_layout_file_gets_the_same_explicit_program_as_the_built_in_it_spells_out():
+    """examples/my-2d-ws.toml writes 2D weight-stationary out by hand: its program's collectives are
+    the built-in's, kind by kind and byte for byte, and match the estimate."""
+    from pathlib import Path
+
+    example = str(Path(__file__).resolve().parent.parent / "examples" / "my-2d-ws.toml")
+    rows = {}
+    for layout in ("2d-ws", example):
+        compiled, estimated = _rows("palm-8b", 8, "2x2x2", layout, "decode", 64, "batch")
+        _check(compiled, estimated, "2d-ws")
+        rows[layout] = compiled
+    assert rows["2d-ws"].comm_bytes_per_chip == rows[example].comm_bytes_per_chip
+    # The same collectives (their scopes name the layout, which differs).
+    without_scopes = {layout: [{**entry, "scopes": None} for entry in row.details["collectives"]] for layout, row in rows.items()}
+    assert without_scopes["2d-ws"] == without_scopes[example]
