@@ -32,9 +32,29 @@ def check_mode(mode: str) -> str:
         raise LayoutError(f"unknown collective matmul {mode!r}; valid: {', '.join(MODES)}")
     return mode
 
-# The named scope around the loop; the compiled program's permutes inside it are the reduce-scatter
-# they implement (`layouts.compiled.hlo_analysis`).
+# The named scopes around the loops; the compiled program's permutes inside them are the
+# reduce-scatter or all-gather they implement (`layouts.compiled.hlo_analysis`).
 SCOPE = "collective matmul reduce-scatter"
+GATHER_SCOPE = "collective matmul all-gather"
+
+
+class Gathering:
+    """An all-gather not run yet: `shard` is to be gathered along `dimension` over `axes` (in the
+    order the dimension is split over them). The first matmul that contracts that dimension runs it
+    as its loop and keeps the gathered array (`whole`) for the matmuls after it."""
+
+    def __init__(self, shard, dimension: int, axes: tuple[str, ...], sizes: dict[str, int]) -> None:
+        self.shard, self.dimension, self.axes, self.sizes = shard, dimension, axes, sizes
+        self.whole = None
+
+    @property
+    def dtype(self):
+        return self.shard.dtype
+
+    def materialize(self):
+        if self.whole is None:
+            self.whole = lax.all_gather(self.shard, self.axes, axis=self.dimension, tiled=True)
+        return self.whole
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +65,8 @@ class Term:
     options: tuple  # einsum keyword options, as items
 
     def einsum(self, w=None):
-        return jnp.einsum(self.subscripts, self.x, self.w if w is None else w, **dict(self.options))
+        x = self.x.materialize() if isinstance(self.x, Gathering) else self.x
+        return jnp.einsum(self.subscripts, x, self.w if w is None else w, **dict(self.options))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,17 +129,8 @@ def reduce_scatter_matmul(pending: Pending, output_dimension: int, axes: tuple[s
     `output_dimension` (as `psum_scatter(..., tiled=True)` would), computed as a loop of partial
     matmuls and collective-permutes."""
     weight_dims = pending.weight_dimension(output_dimension)
-    n = 1
-    for axis in axes:
-        n *= sizes[axis]
-    me = lax.axis_index(axes)  # numbered with the first of `axes` major, as psum_scatter numbers blocks
-    # ppermute numbers a group in mesh order whatever the order of its axes: the ring goes through
-    # the members in `axes` order, written in mesh order.
-    in_mesh_order = tuple(axis for axis in sizes if axis in axes)
-    mesh_number = [_renumber(index, axes, in_mesh_order, sizes) for index in range(n)]
-    forward = [(mesh_number[i], mesh_number[(i + 1) % n]) for i in range(n)]
-    backward = [(mesh_number[i], mesh_number[(i - 1) % n]) for i in range(n)]
-    axes_for_permute = in_mesh_order
+    # `me` numbers the chip as psum_scatter numbers blocks: the first of `axes` major.
+    me, n, axes_for_permute, forward, backward = _ring(axes, sizes)
     # A block too small to halve goes round one way.
     halves = all((term.w.shape[dimension] // n) % 2 == 0 for term, dimension in zip(pending.terms, weight_dims))
     with jax.named_scope(SCOPE):
@@ -134,3 +146,73 @@ def reduce_scatter_matmul(pending: Pending, output_dimension: int, axes: tuple[s
             ahead = lax.ppermute(ahead, axes_for_permute, forward) + _block(pending, weight_dims, (me - 1 - step) % n, n, (0, 2))
             behind = lax.ppermute(behind, axes_for_permute, backward) + _block(pending, weight_dims, (me + 1 + step) % n, n, (1, 2))
         return jnp.concatenate([ahead, behind], axis=output_dimension)
+
+
+def _ring(axes: tuple[str, ...], sizes: dict[str, int]):
+    """The group of `axes` as a ring: this chip's number in it (first axis major), its size, the
+    mesh-order axes ppermute takes, and the pairs that pass to the next and to the previous."""
+    n = 1
+    for axis in axes:
+        n *= sizes[axis]
+    in_mesh_order = tuple(axis for axis in sizes if axis in axes)
+    number = [_renumber(index, axes, in_mesh_order, sizes) for index in range(n)]
+    forward = [(number[i], number[(i + 1) % n]) for i in range(n)]
+    backward = [(number[i], number[(i - 1) % n]) for i in range(n)]
+    return lax.axis_index(axes), n, in_mesh_order, forward, backward
+
+
+def gather_matmul(gathering: Gathering, subscripts: str, w, options: tuple, bidirectional: bool):
+    """einsum(subscripts, gathered x, w) where x's gathered dimension is contracted with w's, as a
+    loop: each chip multiplies the block of x it holds by the matching rows of w and passes the
+    block on, so the gather's passes overlap the partial matmuls; the gathered x is kept."""
+    inputs = subscripts.replace(" ", "").split("->")[0]
+    x_letters, w_letters = inputs.split(",")
+    row = w_letters.index(x_letters[gathering.dimension])
+    me, n, axes, forward, backward = _ring(gathering.axes, gathering.sizes)
+    shard, dimension = gathering.shard, gathering.dimension
+    block = shard.shape[dimension]
+
+    def partial(x_block, index, piece=(0, 1)):
+        which, pieces = piece
+        size = block // pieces
+        rows = lax.dynamic_slice_in_dim(w, index * block + which * size, size, axis=row)
+        return jnp.einsum(subscripts, x_block, rows, **dict(options))
+
+    with jax.named_scope(GATHER_SCOPE):
+        if not (bidirectional and block % 2 == 0):
+            current, received = shard, [shard]
+            total = partial(shard, me)
+            for step in range(1, n):
+                current = lax.ppermute(current, axes, backward)  # from the next chip: block me + step
+                received.append(current)
+                total = total + partial(current, (me + step) % n)
+            gathering.whole = _joined(_in_block_order(received, me, +1), dimension)
+            return total
+        half = block // 2
+        first, second = lax.slice_in_dim(shard, 0, half, axis=dimension), lax.slice_in_dim(shard, half, block, axis=dimension)
+        ahead, behind = [first], [second]
+        total = partial(first, me, (0, 2)) + partial(second, me, (1, 2))
+        for step in range(1, n):
+            first = lax.ppermute(first, axes, forward)  # from the previous chip: block me - step
+            second = lax.ppermute(second, axes, backward)  # from the next chip: block me + step
+            ahead.append(first)
+            behind.append(second)
+            total = total + partial(first, (me - step) % n, (0, 2)) + partial(second, (me + step) % n, (1, 2))
+        blocks = jnp.concatenate([_in_block_order(ahead, me, -1), _in_block_order(behind, me, +1)], axis=dimension + 1)
+        gathering.whole = _joined(blocks, dimension)
+        return total
+
+
+def _in_block_order(received, me, sign):
+    """`received[s]` is block (me + sign·s) mod n: the blocks stacked in block order."""
+    n = len(received)
+    stacked = jnp.stack(received)  # [n, ...] indexed by s
+    order = (jnp.arange(n) - me) * sign % n  # block b sits at s = (b - me)·sign mod n
+    return jnp.take(stacked, order, axis=0)
+
+
+def _joined(blocks, dimension: int):
+    """Blocks stacked on a leading axis, joined in order along `dimension`."""
+    moved = jnp.moveaxis(blocks, 0, dimension)
+    shape = moved.shape
+    return moved.reshape(shape[:dimension] + (shape[dimension] * shape[dimension + 1],) + shape[dimension + 2 :])

@@ -10,8 +10,10 @@ can be told apart (`layouts.compiled.hlo_analysis`):
 - the norm statistics: a norm over an E that is still split (2D weight-stationary's E_x) sums its
   statistics over those chips, two [B, L, 1] fp32 values.
 
-With collective matmul on (`layouts.collective_matmul`), a projection whose partial sums are
-reduce-scattered runs as the paper's looped collective einsum instead.
+With collective matmul on (`layouts.collective_matmul`), the paper's looped collective einsum: the
+first projection of an input gathered over a contracted dimension runs the gather as its loop (the
+projections after it reuse the gathered input), and a projection whose partial sums are
+reduce-scattered, unless its input's gather already ran as a loop, runs that reduce-scatter as one.
 
 A layout whose placements would need a permutation among chips is refused with
 `ExplicitProgramError` when the step is traced; the compiler partitioner can still run it.
@@ -22,7 +24,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 
-from layouts.collective_matmul import Pending, Term, check_mode, reduce_scatter_matmul
+from layouts.collective_matmul import Gathering, Pending, Term, check_mode, gather_matmul, reduce_scatter_matmul
 from layouts.collective_moves import ExplicitProgramError, move
 from layouts.layout import Partitioning
 from layouts.resolver import resolve
@@ -54,7 +56,11 @@ class ExplicitPlacement(CompilerPlacement):
         partial = canonical(axis for role, name in where.summed for axis in self._axes(role, name))
         return Distribution(tuple(self._axes(role, name) for role, name in where.dims), partial)
 
-    def __call__(self, x, role: Role, names, *, source=None):
+    @property
+    def loops_gathers(self) -> bool:
+        return self.collective_matmul != "none"
+
+    def __call__(self, x, role: Role, names, *, source=None, into_contraction: bool = False):
         if source is None:
             raise ExplicitProgramError(f"placing {role.value} {names}: the explicit partitioner needs the array's source placement")
         sources = source if isinstance(source, tuple) else (source,)
@@ -64,6 +70,10 @@ class ExplicitPlacement(CompilerPlacement):
         if len(distributions) > 1:
             raise ExplicitProgramError(f"placing {role.value} {names}: the terms of a sum are distributed differently: {distributions}")
         source_distribution, destination = distributions.pop(), tuple(self._axes(role, name) for name in names)
+        if into_contraction and self.loops_gathers:
+            gathering = self._gathering(x, source_distribution, destination)
+            if gathering is not None:
+                return gathering
         where = f"{self.partitioning.name}: placing {role.value} ({', '.join(str(name) for name in names)})"
         heads = frozenset(
             index for index, name in enumerate(names) if name in _HEAD_NAMES or any(each.dims[index][1] in _HEAD_NAMES for each in sources)
@@ -83,6 +93,17 @@ class ExplicitPlacement(CompilerPlacement):
                     f"{where}: moving heads from {source.axes[index]} to {destination[index]} would relabel the {kv_heads} KV heads "
                     "the cache holds; the compiler partitioner (--partitioner compiler) can run it"
                 )
+
+    def _gathering(self, x, source: Distribution, destination: tuple[Axes, ...]) -> Gathering | None:
+        """The move as a gather still to run, if it is one all-gather of one dimension's minor axes."""
+        steps = derive(source, destination)
+        if [step.kind for step in steps] != ["all_gather"]:
+            return None
+        losing = [index for index, (before, after) in enumerate(zip(source.axes, destination)) if before != after]
+        if len(losing) != 1 or source.axes[losing[0]][: len(destination[losing[0]])] != destination[losing[0]]:
+            return None
+        index = losing[0]
+        return Gathering(x, index, source.axes[index][len(destination[index]) :], self.sizes)
 
     def _place_contraction(self, pending: Pending, role: Role, names, sources):
         """A pending contraction placed: as a collective matmul when its move is one reduce-scatter
@@ -104,6 +125,13 @@ class ExplicitPlacement(CompilerPlacement):
         # projection moves it the same way) for the local einsum to be the chip's partial sum.
         inputs, output = subscripts.replace(" ", "").split("->")
         x_letters, w_letters = inputs.split(",")
+        if isinstance(x, Gathering):
+            letter = x_letters[x.dimension]
+            if x.whole is None and letter in w_letters and letter not in output:
+                # The first matmul of a gathered input: the gather runs as its loop.
+                result = gather_matmul(x, subscripts, w, tuple(einsum_options.items()), self.collective_matmul == "bidirectional")
+                return result, contracted(subscripts, x_placed, w_placed)
+            x = x.materialize()
         here, weight = self.distribution(x_placed), self.distribution(w_placed)
         by_letter = dict(zip(w_letters, weight.axes))
         wanted = tuple(by_letter[letter] if letter in by_letter and letter not in output else axes for letter, axes in zip(x_letters, here.axes))

@@ -94,8 +94,8 @@ class CompilerPlacement(Constrain):
         spec = resolve(self.partitioning, role, names, x.shape, self.mesh_shape, tensor=f"{role.value} {names}")
         return jax.lax.with_sharding_constraint(x, NamedSharding(self.mesh, spec))
 
-    def __call__(self, x, role: Role, names, *, source=None):
-        del source  # the compiler works out where x is
+    def __call__(self, x, role: Role, names, *, source=None, into_contraction: bool = False):
+        del source, into_contraction  # the compiler works out where x is
         return self.place_whole(x, role, names)
 
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from zoo.config import ModelConfig
-from zoo.constraints import Constrain, Contracted, Placed, placed
+from zoo.constraints import Constrain, Contracted, MatmulInput, Placed, placed
 from zoo.logical_axes import (
     ACTIVATION_HEAD_DIM,
     ATTENTION_BATCH,
@@ -70,7 +70,7 @@ class Attention(eqx.Module):
 
     def __call__(
         self,
-        x: Float[Array, "B T E"],
+        x: MatmulInput,
         x_placed: Placed,
         positions: Int[Array, "1 T"],
         cache: tuple[Float[Array, "_ S _ Q"], Float[Array, "_ S _ Q"]] | None,
@@ -119,7 +119,7 @@ class Attention(eqx.Module):
         out = attend(q, k, v, positions, config)
         # Back to the heads' placement, then where W_o keeps its heads.
         out = constrain(out, Role.ACTIVATION, _QUERY_NAMES, source=placed(Role.ACTIVATION, _ATTENTION_QUERY_NAMES))
-        out = constrain(out, Role.ACTIVATION, _MATMUL_HEAD_NAMES, source=placed(Role.ACTIVATION, _QUERY_NAMES))
+        out = constrain(out, Role.ACTIVATION, _MATMUL_HEAD_NAMES, source=placed(Role.ACTIVATION, _QUERY_NAMES), into_contraction=True)
         projected = constrain.contract("BTHQ,HQE->BTE", out, placed(Role.ACTIVATION, _MATMUL_HEAD_NAMES), use_weight(self.w_o, dtype, constrain), used(self.w_o))
         return projected, cache
 

@@ -51,17 +51,17 @@ class Block(eqx.Module):
             # y = x + MLP(LN(x)) + Attn(LN(x)): one norm and one input collective feed both the
             # query and the FFN input projections, and both output projections are summed before
             # the single reduction that leaves the residual layout (paper §3.4's fusion).
-            h = self.attention_norm(_matmul_input(x, constrain), MATMUL_INPUT, constrain)
+            h = normalized_input(self.attention_norm, x, constrain)
             (attention_out, attention_placed), cache = self.attention(h, MATMUL_INPUT, positions, cache, write_index, constrain)
             mlp_out, mlp_placed = self.mlp(h, MATMUL_INPUT, constrain)
             update = constrain(attention_out + mlp_out, Role.ACTIVATION, RESIDUAL_NAMES, source=(attention_placed, mlp_placed))
             update = update + self._output_biases(dtype, constrain, self.attention.b_o, self.mlp.b_out)
             return x + update, cache
-        h = self.attention_norm(_matmul_input(x, constrain), MATMUL_INPUT, constrain)
+        h = normalized_input(self.attention_norm, x, constrain)
         (attention_out, attention_placed), cache = self.attention(h, MATMUL_INPUT, positions, cache, write_index, constrain)
         x = x + constrain(attention_out, Role.ACTIVATION, RESIDUAL_NAMES, source=attention_placed)
         x = x + self._output_biases(dtype, constrain, self.attention.b_o)
-        h = self.mlp_norm(_matmul_input(x, constrain), MATMUL_INPUT, constrain)
+        h = normalized_input(self.mlp_norm, x, constrain)
         mlp_out, mlp_placed = self.mlp(h, MATMUL_INPUT, constrain)
         x = x + constrain(mlp_out, Role.ACTIVATION, RESIDUAL_NAMES, source=mlp_placed)
         return x + self._output_biases(dtype, constrain, self.mlp.b_out), cache
@@ -72,7 +72,12 @@ class Block(eqx.Module):
         return sum((use_bias(bias, dtype, constrain, Role.ACTIVATION, RESIDUAL_NAMES[2:]) for bias in biases), 0.0)
 
 
-def _matmul_input(x: Float[Array, "B T E"], constrain: Constrain) -> Float[Array, "B T _"]:
-    """The residual stream moved to where the projections take their input. The norm runs after
-    the move, on the gathered input, so its statistics need little or no communication."""
-    return constrain(x, Role.ACTIVATION, _MATMUL_INPUT_NAMES, source=RESIDUAL)
+def normalized_input(norm: LayerNorm, x: Float[Array, "B T E"], constrain: Constrain):
+    """The residual stream normalised and moved to where the projections take their input (E_x
+    under 2D weight-stationary), for projections only. The norm runs after the move, on the
+    gathered input, so its statistics need little or no communication; unless the layout runs
+    that gather inside the first projection's loop (collective matmul), when it runs before."""
+    if constrain.loops_gathers:
+        h = norm(x, RESIDUAL, constrain)
+        return constrain(h, Role.ACTIVATION, _MATMUL_INPUT_NAMES, source=RESIDUAL, into_contraction=True)
+    return norm(constrain(x, Role.ACTIVATION, _MATMUL_INPUT_NAMES, source=RESIDUAL), MATMUL_INPUT, constrain)

@@ -29,6 +29,9 @@ LogicalDim = tuple[Role, str | None]
 # What `Constrain.contract` returns: an array, or (under a layout that runs collective matmuls) a
 # contraction the layout runs when the zoo places it; the zoo only adds such values and places them.
 Contracted = Any
+# What a projection takes as input: an array, or (under such a layout) a gather the layout runs
+# inside the first matmul that contracts it; the zoo only reads its dtype and contracts it.
+MatmulInput = Any
 
 # Named scopes (`jax.named_scope`) around work the paper's formulas leave out, so that whatever
 # communication it causes can be found in a compiled program's metadata and listed apart.
@@ -65,10 +68,18 @@ def contracted(subscripts: str, x: Placed, w: Placed) -> Placed:
 class Constrain:
     """The hook with no layout: every array stays where it is. Layouts subclass it."""
 
-    def __call__(self, x: Array, role: Role, names: AxisNames, *, source: Placed | tuple[Placed, ...] | None = None) -> Array:
+    # Whether the layout gathers a matmul's input inside the matmul's loop (collective matmul):
+    # the zoo then normalises before that gather rather than after it.
+    loops_gathers = False
+
+    def __call__(
+        self, x: Array, role: Role, names: AxisNames, *, source: Placed | tuple[Placed, ...] | None = None, into_contraction: bool = False
+    ) -> Array:
         """`x` placed as the layout maps `names` under `role`. `source` says where it is now (a
-        tuple when `x` is a sum of terms placed alike); the explicit partitioner needs it."""
-        del role, names, source
+        tuple when `x` is a sum of terms placed alike); the explicit partitioner needs it.
+        `into_contraction`: the result only ever goes into `contract` calls, as their first
+        operand, so a layout may hand back a gather still to run (inside the first matmul)."""
+        del role, names, source, into_contraction
         return x
 
     def place_whole(self, x: Array, role: Role, names: AxisNames) -> Array:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from zoo.config import ModelConfig
-from zoo.constraints import Constrain, Contracted, Placed, placed
+from zoo.constraints import Constrain, Contracted, MatmulInput, Placed, placed
 from zoo.logical_axes import BATCH, EMBED, FUSED, HIDDEN_MLP, MATMUL_MLP, MLP, SEQ, Role
 from zoo.weights import AbstractWeight, init_weight, use_bias, use_weight, used
 
@@ -36,7 +36,7 @@ class FeedForward(eqx.Module):
             self.b_in = self.b_out = None
         self.config = config
 
-    def __call__(self, x: Float[Array, "B T E"], x_placed: Placed, constrain: Constrain) -> tuple[Contracted, Placed]:
+    def __call__(self, x: MatmulInput, x_placed: Placed, constrain: Constrain) -> tuple[Contracted, Placed]:
         """The output projection before any reduction over a split F, and where it is; the block
         adds `b_out` once it is reduced."""
         dtype = x.dtype
@@ -55,5 +55,5 @@ class FeedForward(eqx.Module):
         # compiler from moving the hidden before the nonlinearity), then where W_out needs it.
         at_hidden = placed(Role.ACTIVATION, _ACTIVATED_NAMES)
         activated = constrain(activated.astype(dtype), Role.ACTIVATION, _ACTIVATED_NAMES, source=at_hidden)
-        activated = constrain(activated, Role.ACTIVATION, _MATMUL_NAMES, source=at_hidden)
+        activated = constrain(activated, Role.ACTIVATION, _MATMUL_NAMES, source=at_hidden, into_contraction=True)
         return constrain.contract("BTF,FE->BTE", activated, placed(Role.ACTIVATION, _MATMUL_NAMES), use_weight(self.w_out, dtype, constrain), used(self.w_out))

@@ -5,10 +5,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from zoo.block import MATMUL_INPUT, RESIDUAL, RESIDUAL_NAMES, Block
+from zoo.block import MATMUL_INPUT, RESIDUAL_NAMES, Block, normalized_input
 from zoo.config import ModelConfig
 from zoo.constraints import EMBEDDING_LOOKUP_SCOPE, Constrain, placed
-from zoo.logical_axes import BATCH, EMBED, LOGITS_VOCAB, MATMUL_EMBED, POSITIONS, SEQ, VOCAB, Role
+from zoo.logical_axes import BATCH, EMBED, LOGITS_VOCAB, POSITIONS, SEQ, VOCAB, Role
 from zoo.norm import LayerNorm
 from zoo.weights import AbstractWeight, init_weight, prepend_layers_axis, strip_layers_axis_names, use_weight, used
 
@@ -17,7 +17,6 @@ StackedCache = tuple[Float[Array, "N _ S _ Q"], Float[Array, "N _ S _ Q"]]
 TOKEN_NAMES = (BATCH, SEQ)
 TOKENS = placed(Role.ACTIVATION, TOKEN_NAMES)
 LOGITS_NAMES = (BATCH, SEQ, LOGITS_VOCAB)
-_MATMUL_INPUT_NAMES = (BATCH, SEQ, MATMUL_EMBED)
 _POSITION_IDS = placed(Role.ACTIVATION, (None, SEQ))  # [1, T]: every sequence has the same positions
 
 
@@ -85,7 +84,7 @@ class Transformer(eqx.Module):
         # under 2D weight-stationary), so the partial sums are reduced into the vocabulary's shards
         # instead of the compiler moving the whole [V, E] table to match a residual-layout input.
         # The norm runs there too, as in the blocks.
-        x = self.final_norm(constrain(x, Role.ACTIVATION, _MATMUL_INPUT_NAMES, source=RESIDUAL), MATMUL_INPUT, constrain)
+        x = normalized_input(self.final_norm, x, constrain)
         # Partial sums are reduced in the compute dtype, as in every other projection (the paper's
         # bf16 volumes); the reduced logits are then sampled in fp32.
         if self.unembedding is None:

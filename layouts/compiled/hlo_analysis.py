@@ -13,8 +13,8 @@ The kind is what the instruction does, not its opcode:
   runs as an all-reduce (XLA on TPU does this for some groups, such as all of a 2×2×2 torus): it
   moves what an all-reduce moves, so its link bytes are an all-reduce's;
 - a collective-permute inside the explicit partitioner's collective matmul
-  (`layouts.collective_matmul`) is a pass of the reduce-scatter that loop runs: it counts its
-  share of that reduce-scatter's input;
+  (`layouts.collective_matmul`) is a pass of the reduce-scatter or all-gather that loop runs: it
+  counts its share of that collective's bytes;
 - an all-reduce of a buffer that is zeros except for one dynamic-update-slice (the compiler's way
   of writing some all-gathers) is an all-gather of that buffer; it still moves what an all-reduce
   moves, so its link bytes are an all-reduce's (`implemented_as` says so).
@@ -47,7 +47,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from layouts.collective_matmul import SCOPE as COLLECTIVE_MATMUL_SCOPE
+from layouts.collective_matmul import GATHER_SCOPE, SCOPE
 from layouts.layout import COLLECTIVE_KINDS
 from zoo.constraints import EMBEDDING_LOOKUP_SCOPE, NORM_STATISTICS_SCOPE
 
@@ -65,6 +65,10 @@ _ARRAY = re.compile(r"\b([a-z][a-z0-9]*)\[([0-9,]*)\]")
 _COMPUTATION_HEADER = re.compile(r"^(ENTRY\s+)?%?([\w.\-]+)\s*\(.*\{\s*$")
 _INSTRUCTION = re.compile(r"^\s*(ROOT\s+)?%?([\w.\-]+)\s*=\s*")
 _CALLED = re.compile(r"\b(calls|to_apply|body|condition|true_computation|false_computation|branch_computations)=(\{[^}]*\}|%?[\w.\-]+)")
+
+
+# The collective matmul's named scopes, and the collective each loop's permutes run.
+_LOOPS = {SCOPE: "reduce-scatter", GATHER_SCOPE: "all-gather"}
 
 
 class HloParseError(ValueError):
@@ -468,11 +472,12 @@ def collectives_from_text(text: str, mesh=None) -> list[HloCollective]:
             elif kind == "all-reduce" and _zero_padded(instruction, computation, computations):
                 kind, implemented_as = "all-gather", "all-reduce of a zero-padded buffer"
             scope = _scope(instruction, computation, callers)
-            if kind == "collective-permute" and f"/{COLLECTIVE_MATMUL_SCOPE}/" in f"/{scope}/" and axes:
-                # One pass of a collective matmul's ring: its share of the reduce-scatter it runs
-                # (n − 1 passes of one block each make a reduce-scatter of n blocks).
+            loop_runs = next((ran for loop, ran in _LOOPS.items() if f"/{loop}/" in f"/{scope}/"), None)
+            if kind == "collective-permute" and loop_runs is not None and axes:
+                # One pass of a collective matmul's ring: its share of the reduce-scatter or
+                # all-gather it runs (n − 1 passes of one block each make one of n blocks).
                 members = math.prod(mesh_shape[axis] for axis in axes)
-                kind, implemented_as = "reduce-scatter", "collective matmul permutes"
+                kind, implemented_as = loop_runs, "collective matmul permutes"
                 size = link = size * members / (members - 1)
             found.append(
                 HloCollective(

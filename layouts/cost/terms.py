@@ -135,6 +135,9 @@ class _Tensor:
     # matmul can scatter); a sum of projections has all of their FLOPs.
     flops: tuple[Term, ...] = ()
     weight_dims: frozenset[int] = frozenset()
+    # A projections' input whose gather to here a collective matmul may run inside the first
+    # projection: the position of that all-gather in the flow's collectives, and its dimension.
+    gather: tuple[int, int] | None = None
 
     def term(self) -> Term:
         count = math.prod(size for size in self.sizes if isinstance(size, int))
@@ -210,6 +213,7 @@ class _Dataflow:
         self.partitioning = partitioning
         self.collectives: list[Collective] = []
         self.flops: list[Term] = []
+        self.looped_gathers: set[int] = set()  # gathers already run inside a projection's loop
 
     def act(self, name: str) -> Axes:
         return self.partitioning.axes(Role.ACTIVATION, name)
@@ -217,10 +221,16 @@ class _Dataflow:
     def use(self, *names: str) -> tuple[Axes, ...]:
         return tuple(self.partitioning.axes(Role.WEIGHT_USE, name) for name in names)
 
-    def settle(self, tensor: _Tensor, destination: tuple[Axes, ...], where: str, heads: int | None = None) -> _Tensor:
+    def settle(self, tensor: _Tensor, destination: tuple[Axes, ...], where: str, heads: int | None = None, into_contraction: bool = False) -> _Tensor:
         """`tensor` moved to `destination`; dimension `heads`, if given, holds attention heads,
-        which may be relabelled (`layouts.transitions.kept_axes`)."""
+        which may be relabelled (`layouts.transitions.kept_axes`). `into_contraction`: the result
+        feeds projections only, so a collective matmul may run the move's gather in the first."""
         moved = _move(tensor, destination, where, frozenset() if heads is None else frozenset({heads}))
+        if into_contraction:
+            gather = _single_gather(tensor, destination)
+            if gather is not None:
+                self.collectives.extend(moved)
+                return dataclasses.replace(tensor.placed(destination), gather=(len(self.collectives) - 1, gather))
         gaining = {index for index, (before, after) in enumerate(zip(tensor.axes, destination)) if before != after}
         steps = derive(Distribution(tensor.axes, tensor.partial), destination)
         # The explicit partitioner's rule (layouts.explicit): one reduce-scatter onto one dimension
@@ -231,11 +241,35 @@ class _Dataflow:
         return tensor.placed(destination)
 
     def project(self, x: _Tensor, contracted: int, sizes, axes, where: str) -> _Tensor:
+        """x times a weight (see `_projection`). As the explicit partitioner does with collective
+        matmul (layouts.explicit), the first projection of a gathered input runs the gather as its
+        loop (the gather to the weight's split here, or the one that made x), and then its own
+        partial sums are not reduce-scattered in a loop."""
         moved, cost, out = _projection(x, contracted, sizes, axes, where)
+        looped = False
+        wanted = tuple(axes[0] if index == contracted else dims for index, dims in enumerate(x.axes))
+        if len(moved) == 1 and _single_gather(x, wanted) == contracted:
+            moved = [dataclasses.replace(moved[0], looped_with=(cost,))]
+            looped = True
+        elif x.gather is not None and x.gather[1] == contracted and x.gather[0] not in self.looped_gathers and wanted == x.axes:
+            self.collectives[x.gather[0]] = dataclasses.replace(self.collectives[x.gather[0]], looped_with=(cost,))
+            self.looped_gathers.add(x.gather[0])
+            looped = True
         self.collectives.extend(moved)
         self.flops.append(cost)
         kept = len(x.sizes) - 1
-        return dataclasses.replace(out, flops=(cost,), weight_dims=frozenset(range(kept, len(out.sizes))))
+        return dataclasses.replace(out, flops=() if looped else (cost,), weight_dims=frozenset(range(kept, len(out.sizes))))
+
+
+def _single_gather(tensor: _Tensor, destination: tuple[Axes, ...]) -> int | None:
+    """The dimension, if moving `tensor` to `destination` is one all-gather of one dimension's
+    minor axes (what a collective matmul can run as its loop); else None."""
+    steps = derive(Distribution(tensor.axes, tensor.partial), destination)
+    losing = [index for index, (before, after) in enumerate(zip(tensor.axes, destination)) if before != after]
+    if [step.kind for step in steps] != ["all_gather"] or len(losing) != 1:
+        return None
+    index = losing[0]
+    return index if tensor.axes[index][: len(destination[index])] == destination[index] else None
 
 
 def _attention(flow: _Dataflow, h: _Tensor, config: ModelConfig) -> _Tensor:
@@ -265,7 +299,7 @@ def _mlp(flow: _Dataflow, h: _Tensor, config: ModelConfig) -> _Tensor:
 def _parallel_layer(flow: _Dataflow, residual: _Tensor, matmul_input: tuple[Axes, ...], config: ModelConfig) -> None:
     """Paper §3.4: one input placement for attention and the MLP, their partial sums added and
     reduced once into the residual."""
-    h = flow.settle(residual, matmul_input, "block in")
+    h = flow.settle(residual, matmul_input, "block in", into_contraction=True)
     from_attention, from_mlp = _attention(flow, h, config), _mlp(flow, h, config)
     summed = dataclasses.replace(
         from_mlp.placed(from_mlp.axes, canonical(from_attention.partial + from_mlp.partial)),
@@ -277,8 +311,8 @@ def _parallel_layer(flow: _Dataflow, residual: _Tensor, matmul_input: tuple[Axes
 
 def _serial_layer(flow: _Dataflow, residual: _Tensor, matmul_input: tuple[Axes, ...], config: ModelConfig) -> None:
     """Attention, then the MLP, each from and back to the residual stream."""
-    flow.settle(_attention(flow, flow.settle(residual, matmul_input, "attention in"), config), residual.axes, "attention out")
-    flow.settle(_mlp(flow, flow.settle(residual, matmul_input, "ffn in"), config), residual.axes, "ffn out")
+    flow.settle(_attention(flow, flow.settle(residual, matmul_input, "attention in", into_contraction=True), config), residual.axes, "attention out")
+    flow.settle(_mlp(flow, flow.settle(residual, matmul_input, "ffn in", into_contraction=True), config), residual.axes, "ffn out")
 
 
 _LAYERS = {"parallel": _parallel_layer, "serial": _serial_layer}
@@ -299,7 +333,7 @@ def _output_head(partitioning: Partitioning, residual_axes: tuple[Axes, ...], ph
     config, flow = partitioning.config, _Dataflow(partitioning)
     act = flow.act
     head_input = _Tensor(("B", 1 if phase == "prefill" else "L", config.d_model), (act(BATCH), act(SEQ), act(MATMUL_EMBED)))
-    flow.settle(_Tensor(head_input.sizes, residual_axes), head_input.axes, "head in")
+    head_input = flow.settle(_Tensor(head_input.sizes, residual_axes), head_input.axes, "head in", into_contraction=True)
     logits = flow.project(head_input, 2, (config.d_model, config.vocab), flow.use(EMBED, VOCAB), "head")
     flow.settle(logits, (act(BATCH), act(SEQ), act(LOGITS_VOCAB)), "logits")
     _, used, gather = _weight_gathers(partitioning, (config.vocab, config.d_model), (VOCAB, EMBED), "embedding")
