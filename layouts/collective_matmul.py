@@ -1,19 +1,27 @@
-"""The paper's Looped CollectiveEinsum (§3.5) for a matmul whose partial sums are reduce-scattered:
-the reduce-scatter is replaced by a loop of collective-permutes, each overlapped with the partial
-matmul of the next block, so the links work while the chip computes.
+"""The paper's Looped CollectiveEinsum (§3.5): a gather before a matmul, or a reduce-scatter after
+one, run as a loop of collective-permutes, each overlapped with a partial matmul, so the links work
+while the chip computes. Both take a group of n chips (the collective's mesh axes, numbered as
+`all_gather` and `psum_scatter` number blocks) as a ring.
 
-Over a group of n chips (the reduce-scatter's mesh axes, numbered as `psum_scatter` numbers them),
-chip i needs block i of the output summed over the group. At step s it computes its share of
-block (i − 1 − s) mod n, adds the running sum it received from chip i − 1, and passes it on to chip
-i + 1; after n − 1 passes it holds block i, whole. Each permute carries one block, n − 1 of them:
-what a ring reduce-scatter sends. The bidirectional form splits every block in two halves that go
-round the ring in opposite directions, so both directions of every link carry half.
+- All-gather (`gather_matmul`): x is split over the group along a dimension the matmul contracts.
+  At step s chip i holds block (i + s) mod n of x, multiplies it by the matching rows of the
+  weight, adds that to its sum, and passes the block to chip i − 1. After n − 1 passes it has the
+  whole contraction and every block of x, which it keeps for the matmuls after it (the zoo's
+  block feeds one gathered input to the query, K/V and FFN projections).
+- Reduce-scatter (`reduce_scatter_matmul`): chip i needs block i of the output summed over the
+  group. At step s it computes its share of block (i − 1 − s) mod n, adds the running sum it got
+  from chip i − 1, and passes it to chip i + 1; after n − 1 passes it holds block i, whole.
 
-A contraction becomes a `Pending` value instead of an array when collective matmul is on: the
-explicit partitioner decides, when the zoo places it, whether its move is a reduce-scatter over a
-dimension that comes from the weight (then it runs the loop) or anything else (then it runs the
-einsum and the move as usual). The parallel block's two output projections are summed before their
-one reduce-scatter: a sum of pending contractions stays pending and runs as one loop.
+Each permute carries one block, n − 1 of them: what a ring all-gather or reduce-scatter sends. The
+bidirectional forms split every block in two halves that go round the ring in opposite
+directions, so both directions of every link carry half.
+
+The explicit partitioner (`layouts.explicit`) decides what runs as a loop. A move that is one
+all-gather into a projection becomes a `Gathering`, which the first matmul contracting its
+gathered dimension runs. A contraction becomes a `Pending` value, run when the zoo places it: as a
+loop if that move is one reduce-scatter onto a dimension the weight gives, else as the einsum and
+the move. The parallel block's two output projections are summed before their one reduce-scatter;
+a sum of pending contractions stays pending and runs as one loop.
 """
 
 import dataclasses

@@ -11,8 +11,9 @@ does, so 1D weight-stationary's block output, a reduce-scatter over x, y and z, 
 all-reduce.
 
 At full size (palm-540b-64h on 4×4×4, the slow set) XLA on TPU also runs the reduce-scatters over
-x and over the (y, z) plane as all-reduces; with collective matmul they are loops of permutes it
-leaves alone, and 2D weight-stationary compiles to its estimate."""
+x and over the (y, z) plane as all-reduces, and 1D's 64-chip all-gather as an all-reduce; with
+collective matmul the gathers and reduce-scatters are loops of permutes it leaves alone, and both
+1D and 2D weight-stationary compile to their estimates."""
 
 import pytest
 
@@ -69,9 +70,15 @@ def test_palm_8b_compiles_to_the_estimated_collectives(layout, phase, batch, att
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("phase,batch,attention", [case for case in CASES if case[1] != 512])  # 512 with the loop does not fit 32 GiB
-def test_palm_540b_2d_with_collective_matmul_compiles_to_the_estimated_collectives(phase, batch, attention):
-    _check(*_rows("palm-540b-64h", 64, "4x4x4", "2d-ws", phase, batch, attention, "bidirectional"), "2d-ws")
+@pytest.mark.parametrize("layout", ["1d-ws", "2d-ws"])
+@pytest.mark.parametrize("phase,batch,attention", [case for case in CASES if case[1] != 512])  # 512 with the loops does not fit 32 GiB
+def test_palm_540b_with_collective_matmul_compiles_to_the_estimated_collectives(layout, phase, batch, attention):
+    compiled, estimated = _rows("palm-540b-64h", 64, "4x4x4", layout, phase, batch, attention, "bidirectional")
+    ratios = cross_check(compiled, estimated)
+    for kind in COMMUNICATION_KEYS:
+        if estimated.comm_bytes_per_chip[kind]:
+            assert LOW <= ratios[kind] <= HIGH, (kind, ratios)
+    assert LOW <= ratios["total"] <= HIGH, ratios
 
 
 def test_a_layout_file_gets_the_same_explicit_program_as_the_built_in_it_spells_out():

@@ -4,7 +4,6 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
 
 from zoo.config import ModelConfig
 from zoo.constraints import Constrain, Contracted, MatmulInput, Placed, placed
