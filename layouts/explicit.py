@@ -10,10 +10,11 @@ can be told apart (`layouts.compiled.hlo_analysis`):
 - the norm statistics: a norm over an E that is still split (2D weight-stationary's E_x) sums its
   statistics over those chips, two [B, L, 1] fp32 values.
 
-With collective matmul on (`layouts.collective_matmul`), the paper's looped collective einsum: the
-first projection of an input gathered over a contracted dimension runs the gather as its loop (the
-projections after it reuse the gathered input), and a projection whose partial sums are
-reduce-scattered, unless its input's gather already ran as a loop, runs that reduce-scatter as one.
+With collective matmul on (`layouts.collective_matmul`), the paper's looped collective einsum: a
+projection whose partial sums are reduce-scattered onto a dimension its weight gives runs that
+reduce-scatter as a loop; the first projection of an input gathered over its contracted dimension
+whose output is not so reduce-scattered runs the gather as its loop (the projections after it
+reuse the gathered input). XLA on TPU rewrites reduce-scatters more than gathers, hence the order.
 
 A layout whose placements would need a permutation among chips is refused with
 `ExplicitProgramError` when the step is traced; the compiler partitioner can still run it.
@@ -117,8 +118,22 @@ class ExplicitPlacement(CompilerPlacement):
                 index = gaining[0]
                 before, after = source.axes[index], destination[index]
                 if after[: len(before)] == before and pending.weight_dimension(index) is not None:
+                    # The reduce-scatter's loop; an input still to gather is gathered plainly.
                     return reduce_scatter_matmul(pending, index, after[len(before) :], self.sizes, self.collective_matmul == "bidirectional")
-        return self(pending.materialize(), role, names, source=sources)
+        # No reduce-scatter loop: a term whose input is still to gather runs the gather as its loop.
+        total = None
+        for term in pending.terms:
+            value = self._gathered_term(term) if isinstance(term.x, Gathering) else term.einsum()
+            total = value if total is None else total + value
+        return self(total, role, names, source=sources)
+
+    def _gathered_term(self, term: Term):
+        x_letters, w_letters = term.subscripts.replace(" ", "").split("->")[0].split(",")
+        output = term.subscripts.replace(" ", "").split("->")[1]
+        letter = x_letters[term.x.dimension]
+        if term.x.whole is None and letter in w_letters and letter not in output:
+            return gather_matmul(term.x, term.subscripts, term.w, term.options, self.collective_matmul == "bidirectional")
+        return term.einsum()
 
     def contract(self, subscripts, x, x_placed, w, w_placed, **einsum_options):
         # A contracted dimension of x must be split as the weight splits it (the cost model's
@@ -126,12 +141,8 @@ class ExplicitPlacement(CompilerPlacement):
         inputs, output = subscripts.replace(" ", "").split("->")
         x_letters, w_letters = inputs.split(",")
         if isinstance(x, Gathering):
-            letter = x_letters[x.dimension]
-            if x.whole is None and letter in w_letters and letter not in output:
-                # The first matmul of a gathered input: the gather runs as its loop.
-                result = gather_matmul(x, subscripts, w, tuple(einsum_options.items()), self.collective_matmul == "bidirectional")
-                return result, contracted(subscripts, x_placed, w_placed)
-            x = x.materialize()
+            # Gathered to the weight's split already: run when placed (see _place_contraction).
+            return Pending((Term(subscripts, x, w, tuple(einsum_options.items())),)), contracted(subscripts, x_placed, w_placed)
         here, weight = self.distribution(x_placed), self.distribution(w_placed)
         by_letter = dict(zip(w_letters, weight.axes))
         wanted = tuple(by_letter[letter] if letter in by_letter and letter not in output else axes for letter, axes in zip(x_letters, here.axes))

@@ -53,13 +53,13 @@ def _decode(layout: str, mode: str):
     return compiled, estimated
 
 
-# Passes per layer of each loop's ring (doubled when bidirectional): 1D gathers its input over 8
-# chips in the first projection's loop and reduce-scatters its output over 8 in a loop (7 passes
-# each). 2D gathers its input over yz (3 passes) in the query projection's loop and the two output
-# projections' inputs over x (1 pass each); the FFN input projection reduce-scatters over x in a
-# loop (1 pass). What is looped on the input side is not looped again on the output side: the
-# query projection's reduce-scatter over x and the block's over yz stay single collectives.
-PASSES = {"1d-ws": {"all-gather": 7, "reduce-scatter": 7}, "2d-ws": {"all-gather": 3 + 1 + 1, "reduce-scatter": 1}}
+# Passes per layer of each loop's ring (doubled when bidirectional). A projection whose partial sums
+# are reduce-scattered loops that; the first projection of a gathered input loops the gather only
+# when its own output is not reduce-scattered in a loop. 1D: the query projection gathers the block
+# input over 8 chips in its loop, and the block output is reduce-scattered over 8 in one (7 passes
+# each). 2D: the query and FFN input projections reduce-scatter over x (1 pass each), the block
+# output over yz (3 passes); its gathers stay single collectives.
+PASSES = {"1d-ws": {"all-gather": 7, "reduce-scatter": 7}, "2d-ws": {"all-gather": 0, "reduce-scatter": 1 + 1 + 3}}
 
 
 @pytest.mark.parametrize("mode", MODES)

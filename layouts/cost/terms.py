@@ -138,6 +138,9 @@ class _Tensor:
     # A projections' input whose gather to here a collective matmul may run inside the first
     # projection: the position of that all-gather in the flow's collectives, and its dimension.
     gather: tuple[int, int] | None = None
+    # A projection's output whose input gather a collective matmul may run as its loop, if the
+    # output is not reduce-scattered in one: (position of that all-gather, the projection's FLOPs).
+    gather_candidates: tuple[tuple[int, Term], ...] = ()
 
     def term(self) -> Term:
         count = math.prod(size for size in self.sizes if isinstance(size, int))
@@ -213,7 +216,7 @@ class _Dataflow:
         self.partitioning = partitioning
         self.collectives: list[Collective] = []
         self.flops: list[Term] = []
-        self.looped_gathers: set[int] = set()  # gathers already run inside a projection's loop
+        self.consumed_gathers: set[int] = set()  # gathered inputs a projection has already taken
 
     def act(self, name: str) -> Axes:
         return self.partitioning.axes(Role.ACTIVATION, name)
@@ -226,6 +229,7 @@ class _Dataflow:
         which may be relabelled (`layouts.transitions.kept_axes`). `into_contraction`: the result
         feeds projections only, so a collective matmul may run the move's gather in the first."""
         moved = _move(tensor, destination, where, frozenset() if heads is None else frozenset({heads}))
+        reduce_scattered_in_loop = False
         if into_contraction:
             gather = _single_gather(tensor, destination)
             if gather is not None:
@@ -237,28 +241,31 @@ class _Dataflow:
         # the weight gives runs as a collective matmul.
         if tensor.flops and [step.kind for step in steps] == ["reduce_scatter"] and len(gaining) == 1 and gaining <= tensor.weight_dims:
             moved = [dataclasses.replace(collective, looped_with=tensor.flops) for collective in moved]
+            reduce_scattered_in_loop = True
+        if not reduce_scattered_in_loop:  # the gathers into the projections run as their loops
+            for position, flops in tensor.gather_candidates:
+                self.collectives[position] = dataclasses.replace(self.collectives[position], looped_with=(flops,))
         self.collectives.extend(moved)
         return tensor.placed(destination)
 
     def project(self, x: _Tensor, contracted: int, sizes, axes, where: str) -> _Tensor:
         """x times a weight (see `_projection`). As the explicit partitioner does with collective
-        matmul (layouts.explicit), the first projection of a gathered input runs the gather as its
-        loop (the gather to the weight's split here, or the one that made x), and then its own
-        partial sums are not reduce-scattered in a loop."""
+        matmul (layouts.explicit), the first projection of a gathered input (the gather to the
+        weight's split here, or the one that made x) may run that gather as its loop: `settle`
+        decides, when the output is placed and is not reduce-scattered in a loop."""
         moved, cost, out = _projection(x, contracted, sizes, axes, where)
-        looped = False
+        candidates = ()
         wanted = tuple(axes[0] if index == contracted else dims for index, dims in enumerate(x.axes))
         if len(moved) == 1 and _single_gather(x, wanted) == contracted:
-            moved = [dataclasses.replace(moved[0], looped_with=(cost,))]
-            looped = True
-        elif x.gather is not None and x.gather[1] == contracted and x.gather[0] not in self.looped_gathers and wanted == x.axes:
-            self.collectives[x.gather[0]] = dataclasses.replace(self.collectives[x.gather[0]], looped_with=(cost,))
-            self.looped_gathers.add(x.gather[0])
-            looped = True
+            candidates = ((len(self.collectives), cost),)
+        elif x.gather is not None and x.gather[1] == contracted and x.gather[0] not in self.consumed_gathers and wanted == x.axes:
+            candidates = ((x.gather[0], cost),)
+        if x.gather is not None:
+            self.consumed_gathers.add(x.gather[0])  # later projections find it gathered
         self.collectives.extend(moved)
         self.flops.append(cost)
         kept = len(x.sizes) - 1
-        return dataclasses.replace(out, flops=() if looped else (cost,), weight_dims=frozenset(range(kept, len(out.sizes))))
+        return dataclasses.replace(out, flops=(cost,), weight_dims=frozenset(range(kept, len(out.sizes))), gather_candidates=candidates)
 
 
 def _single_gather(tensor: _Tensor, destination: tuple[Axes, ...]) -> int | None:
@@ -305,6 +312,7 @@ def _parallel_layer(flow: _Dataflow, residual: _Tensor, matmul_input: tuple[Axes
         from_mlp.placed(from_mlp.axes, canonical(from_attention.partial + from_mlp.partial)),
         flops=from_attention.flops + from_mlp.flops,
         weight_dims=from_attention.weight_dims & from_mlp.weight_dims,
+        gather_candidates=from_attention.gather_candidates + from_mlp.gather_candidates,
     )
     flow.settle(summed, residual.axes, "block out")
 
