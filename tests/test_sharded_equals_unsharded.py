@@ -62,9 +62,9 @@ def test_sharded_prefill_and_decode_equal_unsharded(reference, devices, ffn, pre
     np.testing.assert_allclose(np.stack(got, axis=1), expected, atol=FP32_ATOL, rtol=FP32_RTOL)
 
 
-@pytest.mark.parametrize("partitioner", PARTITIONERS)
-@pytest.mark.parametrize("ffn", ["2d-ws", "wg-xyz"])
-def test_sharded_greedy_generation_gives_the_same_tokens(reference, devices, ffn, partitioner):
+@pytest.mark.parametrize("partitioner,collective_matmul", [(partitioner, "none") for partitioner in PARTITIONERS] + [("explicit", "bidirectional")])
+@pytest.mark.parametrize("ffn", ["1d-ws", "2d-ws", "wg-xyz"])
+def test_sharded_greedy_generation_gives_the_same_tokens(reference, devices, ffn, partitioner, collective_matmul):
     model, tokens, _ = reference
     config = model.config
     expected = generate_jit(model, tokens[:, :PROMPT], jax.random.key(0), max_new_tokens=5)
@@ -77,5 +77,6 @@ def test_sharded_greedy_generation_gives_the_same_tokens(reference, devices, ffn
         mesh=make_mesh((2, 2, 2)),
         max_new_tokens=5,
         partitioner=partitioner,
+        collective_matmul=collective_matmul,
     )
     np.testing.assert_array_equal(np.asarray(got.tokens), np.asarray(expected.tokens))
