@@ -69,9 +69,12 @@ def test_palm_8b_compiles_to_the_estimated_collectives(layout, phase, batch, att
     _check(*_rows("palm-8b", 8, "2x2x2", layout, phase, batch, attention), layout)
 
 
+# 2D decode at 512 with the loops does not fit 32 GiB (31.8 GiB): memory, not communication.
+FULL_SIZE = [(layout, *case) for layout in ("1d-ws", "2d-ws") for case in CASES if (layout, case[1]) != ("2d-ws", 512)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("layout", ["1d-ws", "2d-ws"])
-@pytest.mark.parametrize("phase,batch,attention", [case for case in CASES if case[1] != 512])  # 512 with the loops does not fit 32 GiB
+@pytest.mark.parametrize("layout,phase,batch,attention", FULL_SIZE)
 def test_palm_540b_with_collective_matmul_compiles_to_the_estimated_collectives(layout, phase, batch, attention):
     compiled, estimated = _rows("palm-540b-64h", 64, "4x4x4", layout, phase, batch, attention, "bidirectional")
     ratios = cross_check(compiled, estimated)
