@@ -20,6 +20,8 @@ A layout whose placements would need a permutation among chips is refused with
 `ExplicitProgramError` when the step is traced; the compiler partitioner can still run it.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -30,7 +32,7 @@ from layouts.collective_moves import ExplicitProgramError, move
 from layouts.layout import Partitioning
 from layouts.resolver import resolve
 from layouts.sharding import CompilerPlacement, cache_shardings, param_shardings
-from layouts.transitions import Axes, Distribution, canonical, derive, kept_axes
+from layouts.transitions import Axes, Distribution, canonical, kept_axes, looped_gather, looped_reduce_scatter
 from zoo.constraints import Placed, contracted
 from zoo.logical_axes import ATTENTION_HEADS, ATTENTION_KV_HEADS, CACHE_KV_HEADS, Role
 from zoo.transformer import TOKEN_NAMES
@@ -96,30 +98,19 @@ class ExplicitPlacement(CompilerPlacement):
                 )
 
     def _gathering(self, x, source: Distribution, destination: tuple[Axes, ...]) -> Gathering | None:
-        """The move as a gather still to run, if it is one all-gather of one dimension's minor axes."""
-        steps = derive(source, destination)
-        if [step.kind for step in steps] != ["all_gather"]:
-            return None
-        losing = [index for index, (before, after) in enumerate(zip(source.axes, destination)) if before != after]
-        if len(losing) != 1 or source.axes[losing[0]][: len(destination[losing[0]])] != destination[losing[0]]:
-            return None
-        index = losing[0]
-        return Gathering(x, index, source.axes[index][len(destination[index]) :], self.sizes)
+        """The move as a gather still to run, if a collective matmul can loop it."""
+        gather = looped_gather(source, destination)
+        return None if gather is None else Gathering(x, *gather, self.sizes)
 
     def _place_contraction(self, pending: Pending, role: Role, names, sources):
         """A pending contraction placed: as a collective matmul when its move is one reduce-scatter
         onto a dimension the weight gives, else computed and moved like any array."""
         source, destination = self.distribution(sources[0]), tuple(self._axes(role, name) for name in names)
-        steps = derive(source, destination)
+        scatter = looped_reduce_scatter(source, destination)
         alike = all(self.distribution(each) == source for each in sources)
-        if alike and len(steps) == 1 and steps[0].kind == "reduce_scatter":
-            gaining = [index for index, (before, after) in enumerate(zip(source.axes, destination)) if before != after]
-            if len(gaining) == 1:
-                index = gaining[0]
-                before, after = source.axes[index], destination[index]
-                if after[: len(before)] == before and pending.weight_dimension(index) is not None:
-                    # The reduce-scatter's loop; an input still to gather is gathered plainly.
-                    return reduce_scatter_matmul(pending, index, after[len(before) :], self.sizes, self.collective_matmul == "bidirectional")
+        if alike and scatter is not None and pending.weight_dimension(scatter[0]) is not None:
+            # The reduce-scatter's loop; an input still to gather is gathered plainly.
+            return reduce_scatter_matmul(pending, *scatter, self.sizes, self.collective_matmul == "bidirectional")
         # No reduce-scatter loop: a term whose input is still to gather runs the gather as its loop.
         total = None
         for term in pending.terms:
@@ -175,10 +166,7 @@ class ExplicitPlacement(CompilerPlacement):
         total = jnp.sum(x, axis=-1, keepdims=True)
         if axes:
             total = lax.psum(total, axes)
-        ways = 1
-        for axis in axes:
-            ways *= self.sizes[axis]
-        return total / jnp.asarray(x.shape[-1] * ways, x.dtype)
+        return total / jnp.asarray(x.shape[-1] * math.prod(self.sizes[axis] for axis in axes), x.dtype)
 
     def step(self, function, model, tokens, cache, logits_names):
         """`function` on every chip's shard of the model, the tokens and the cache."""

@@ -139,3 +139,29 @@ def explicit_problem(source: Distribution, destination: tuple[Axes, ...], reorde
             before, after = source.axes[index], destination[index]
             return f"dimension {index} split over {before or '()'} cannot become {after or '()'} without a permutation among chips"
     return None
+
+
+def _one_step(source: Distribution, destination: tuple[Axes, ...], kind: str) -> int | None:
+    """The one dimension the move changes, if the move is a single step of `kind`."""
+    changed = [index for index, (before, after) in enumerate(zip(source.axes, destination)) if before != after]
+    if [step.kind for step in derive(source, destination)] != [kind] or len(changed) != 1:
+        return None
+    return changed[0]
+
+
+def looped_gather(source: Distribution, destination: tuple[Axes, ...]) -> tuple[int, Axes] | None:
+    """If the move is one all-gather of one dimension's minor axes (what a collective matmul runs
+    as a loop): that dimension and the axes it loses, in its order."""
+    index = _one_step(source, destination, "all_gather")
+    if index is None or source.axes[index][: len(destination[index])] != destination[index]:
+        return None
+    return index, source.axes[index][len(destination[index]) :]
+
+
+def looped_reduce_scatter(source: Distribution, destination: tuple[Axes, ...]) -> tuple[int, Axes] | None:
+    """If the move is one reduce-scatter onto one dimension's minor end (what a collective matmul
+    runs as a loop): that dimension and the axes it gains, in its order."""
+    index = _one_step(source, destination, "reduce_scatter")
+    if index is None or destination[index][: len(source.axes[index])] != source.axes[index]:
+        return None
+    return index, destination[index][len(source.axes[index]) :]

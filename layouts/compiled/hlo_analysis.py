@@ -376,6 +376,12 @@ def _scope(instruction: _Instruction, computation: _Computation, callers) -> str
     return named
 
 
+def _fused_body(instruction: _Instruction, computations: Mapping[str, _Computation]) -> _Computation | None:
+    """The computation a fusion instruction calls, or None for anything else."""
+    called = re.search(r"\bcalls=%?([\w.\-]+)", instruction.attributes) if instruction.opcode == "fusion" else None
+    return computations.get(called.group(1)) if called else None
+
+
 def _only_sliced(instruction: _Instruction, computation: _Computation, computations: Mapping[str, _Computation], group_size: int) -> bool:
     """Whether every use of the all-reduce's result is a dynamic-slice of it (possibly inside a
     fusion) that keeps one part in `group_size`, the chip's share: a reduce-scatter the compiler
@@ -389,8 +395,7 @@ def _only_sliced(instruction: _Instruction, computation: _Computation, computati
             if _array_bytes(user.shape) * group_size != whole:
                 return False
             continue
-        called = re.search(r"\bcalls=%?([\w.\-]+)", user.attributes) if user.opcode == "fusion" else None
-        body = computations.get(called.group(1)) if called else None
+        body = _fused_body(user, computations)
         if body is None:
             return False
         indices = [index for index, name in enumerate(user.operands) if name == instruction.name]
@@ -409,8 +414,7 @@ def _zero_padded(instruction: _Instruction, computation: _Computation, computati
         return False
     operand = computation.instructions[instruction.operands[0]]
     if operand.opcode == "fusion":
-        called = re.search(r"\bcalls=%?([\w.\-]+)", operand.attributes)
-        body = computations.get(called.group(1)) if called else None
+        body = _fused_body(operand, computations)
         if body is None:
             return False
         root = body.instructions.get(body.root)

@@ -31,7 +31,7 @@ from layouts.workload import Workload
 from layouts.divisibility import check_divides
 from layouts.hardware import Chip
 from layouts.layout import COLLECTIVE_KINDS, MESH_AXES, Partitioning
-from layouts.transitions import Distribution, canonical, derive
+from layouts.transitions import Distribution, canonical, derive, looped_gather, looped_reduce_scatter
 from zoo.config import ModelConfig, dtype_bytes
 from zoo.quantization import is_matmul_weight
 from zoo.transformer import build_abstract
@@ -231,15 +231,14 @@ class _Dataflow:
         moved = _move(tensor, destination, where, frozenset() if heads is None else frozenset({heads}))
         reduce_scattered_in_loop = False
         if into_contraction:
-            gather = _single_gather(tensor, destination)
+            gather = looped_gather(Distribution(tensor.axes, tensor.partial), destination)
             if gather is not None:
                 self.collectives.extend(moved)
-                return dataclasses.replace(tensor.placed(destination), gather=(len(self.collectives) - 1, gather))
-        gaining = {index for index, (before, after) in enumerate(zip(tensor.axes, destination)) if before != after}
-        steps = derive(Distribution(tensor.axes, tensor.partial), destination)
+                return dataclasses.replace(tensor.placed(destination), gather=(len(self.collectives) - 1, gather[0]))
         # The explicit partitioner's rule (layouts.explicit): one reduce-scatter onto one dimension
         # the weight gives runs as a collective matmul.
-        if tensor.flops and [step.kind for step in steps] == ["reduce_scatter"] and len(gaining) == 1 and gaining <= tensor.weight_dims:
+        scatter = looped_reduce_scatter(Distribution(tensor.axes, tensor.partial), destination) if tensor.flops else None
+        if scatter is not None and scatter[0] in tensor.weight_dims:
             moved = [dataclasses.replace(collective, looped_with=tensor.flops) for collective in moved]
             reduce_scattered_in_loop = True
         if not reduce_scattered_in_loop:  # the gathers into the projections run as their loops
@@ -256,7 +255,8 @@ class _Dataflow:
         moved, cost, out = _projection(x, contracted, sizes, axes, where)
         candidates = ()
         wanted = tuple(axes[0] if index == contracted else dims for index, dims in enumerate(x.axes))
-        if len(moved) == 1 and _single_gather(x, wanted) == contracted:
+        gather = looped_gather(Distribution(x.axes, x.partial), wanted) if len(moved) == 1 else None
+        if gather is not None and gather[0] == contracted:
             candidates = ((len(self.collectives), cost),)
         elif x.gather is not None and x.gather[1] == contracted and x.gather[0] not in self.consumed_gathers and wanted == x.axes:
             candidates = ((x.gather[0], cost),)
@@ -266,17 +266,6 @@ class _Dataflow:
         self.flops.append(cost)
         kept = len(x.sizes) - 1
         return dataclasses.replace(out, flops=(cost,), weight_dims=frozenset(range(kept, len(out.sizes))), gather_candidates=candidates)
-
-
-def _single_gather(tensor: _Tensor, destination: tuple[Axes, ...]) -> int | None:
-    """The dimension, if moving `tensor` to `destination` is one all-gather of one dimension's
-    minor axes (what a collective matmul can run as its loop); else None."""
-    steps = derive(Distribution(tensor.axes, tensor.partial), destination)
-    losing = [index for index, (before, after) in enumerate(zip(tensor.axes, destination)) if before != after]
-    if [step.kind for step in steps] != ["all_gather"] or len(losing) != 1:
-        return None
-    index = losing[0]
-    return index if tensor.axes[index][: len(destination[index])] == destination[index] else None
 
 
 def _attention(flow: _Dataflow, h: _Tensor, config: ModelConfig) -> _Tensor:
