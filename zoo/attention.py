@@ -11,6 +11,7 @@ from jaxtyping import Array, Float, Int
 
 from zoo.config import ModelConfig
 from zoo.constraints import Constrain, Contracted, MatmulInput, Placed, placed
+from zoo.kv_cache import CACHE_NAMES, LayerSlot
 from zoo.logical_axes import (
     ACTIVATION_HEAD_DIM,
     ATTENTION_BATCH,
@@ -73,13 +74,13 @@ class Attention(eqx.Module):
         x: MatmulInput,
         x_placed: Placed,
         positions: Int[Array, "1 T"],
-        cache: tuple[Float[Array, "_ S _ Q"], Float[Array, "_ S _ Q"]] | None,
+        cache: LayerSlot | None,
         write_index: Int[Array, ""] | None,
         constrain: Constrain,
-    ) -> tuple[tuple[Contracted, Placed], tuple[Float[Array, "_ S _ Q"], Float[Array, "_ S _ Q"]] | None]:
+    ) -> tuple[tuple[Contracted, Placed], LayerSlot | None]:
         """Returns the output projection (before any reduction over split heads; the block adds
         `b_o` once it is reduced) with where it is, and the cache with this call's keys and values
-        written at `write_index`. Without a cache the call attends causally over its own tokens
+        written at `write_index` into the stacked cache, in place. Without a cache the call attends causally over its own tokens
         (the teacher-forcing forward pass)."""
         config, dtype = self.config, x.dtype
         # Projections leave their partial sums in the compute dtype (bf16 reductions, as the paper's
@@ -104,17 +105,14 @@ class Attention(eqx.Module):
             q = apply_rope(q, positions, config.rope_base)
             k = apply_rope(k, positions, config.rope_base)
         if cache is not None:
-            cache_k, cache_v = cache
-            cache_k = jax.lax.dynamic_update_slice_in_dim(cache_k, k.astype(cache_k.dtype), write_index, axis=1)
-            cache_v = jax.lax.dynamic_update_slice_in_dim(cache_v, v.astype(cache_v.dtype), write_index, axis=1)
-            at_cache = placed(Role.CACHE, LAYER_CACHE_NAMES)
-            cache = (
-                constrain(cache_k, Role.CACHE, LAYER_CACHE_NAMES, source=at_cache),
-                constrain(cache_v, Role.CACHE, LAYER_CACHE_NAMES, source=at_cache),
+            cache = cache.write(k, v, write_index)
+            at_stacked = placed(Role.CACHE, CACHE_NAMES)
+            cache = LayerSlot(
+                constrain(cache.k, Role.CACHE, CACHE_NAMES, source=at_stacked), constrain(cache.v, Role.CACHE, CACHE_NAMES, source=at_stacked), cache.layer
             )
             # The cache is where attention runs: these only tell the compiler so.
-            k = constrain(cache[0].astype(dtype), Role.ACTIVATION, _ATTENTION_KV_NAMES, source=at_cache)
-            v = constrain(cache[1].astype(dtype), Role.ACTIVATION, _ATTENTION_KV_NAMES, source=at_cache)
+            at_cache = placed(Role.CACHE, LAYER_CACHE_NAMES)
+            k, v = (constrain(each.astype(dtype), Role.ACTIVATION, _ATTENTION_KV_NAMES, source=at_cache) for each in cache.read())
 
         out = attend(q, k, v, positions, config)
         # Back to the heads' placement, then where W_o keeps its heads.

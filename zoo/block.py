@@ -7,6 +7,7 @@ from jaxtyping import Array, Float, Int
 from zoo.attention import Attention
 from zoo.config import ModelConfig
 from zoo.constraints import Constrain, placed
+from zoo.kv_cache import LayerSlot
 from zoo.logical_axes import BATCH, MATMUL_EMBED, RESIDUAL_EMBED, SEQ, Role
 from zoo.mlp import FeedForward
 from zoo.norm import LayerNorm
@@ -17,9 +18,6 @@ RESIDUAL = placed(Role.ACTIVATION, RESIDUAL_NAMES)
 _MATMUL_INPUT_NAMES = (BATCH, SEQ, MATMUL_EMBED)
 MATMUL_INPUT = placed(Role.ACTIVATION, _MATMUL_INPUT_NAMES)
 
-# Keys and values of one layer. Their batch and heads are where attention runs, which under the
-# explicit partitioner (each chip its own shard) need not be where the residual stream splits them.
-LayerCache = tuple[Float[Array, "_ S _ Q"], Float[Array, "_ S _ Q"]]
 
 
 class Block(eqx.Module):
@@ -41,10 +39,10 @@ class Block(eqx.Module):
         self,
         x: Float[Array, "B T E"],
         positions: Int[Array, "1 T"],
-        cache: LayerCache | None,
+        cache: LayerSlot | None,
         write_index: Int[Array, ""] | None,
         constrain: Constrain,
-    ) -> tuple[Float[Array, "B T E"], LayerCache | None]:
+    ) -> tuple[Float[Array, "B T E"], LayerSlot | None]:
         """`x` is the residual stream (RESIDUAL_NAMES); so is the result."""
         dtype = x.dtype
         if self.config.block == "parallel":

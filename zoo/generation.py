@@ -120,8 +120,8 @@ def generation_bytes(
 
     The weights: `weight_bytes` as stored, by default the parameter count at the config's dtype;
     `weights` names their stored format ("bfloat16", "float32" or "int8"; default the config's
-    dtype), since on `platform` "cpu" bf16 weights add the float32 copies above. The KV cache twice,
-    since prefill's layer scan writes the stacked cache beside the one it reads. The generated ids.
+    dtype), since on `platform` "cpu" bf16 weights add the float32 copies above. The KV cache, once:
+    the layer loop writes it in place (`zoo.kv_cache.LayerSlot`). The generated ids.
     Prefill's working memory: layers run one at a time under the scan, so one layer's activations,
     led by the float32 attention scores and their softmax [B, H, T, S], plus the [B, V] logits.
     """
@@ -130,7 +130,7 @@ def generation_bytes(
     stored_weight_bytes = compute_weight_bytes if weight_bytes is None else weight_bytes
     cpu_copies = platform == "cpu" and (config.dtype if weights is None else weights) == "bfloat16"
     copies = _CPU_FLOAT32_COPIES * compute_weight_bytes if cpu_copies else 0
-    cache = 2 * config.kv_bytes_per_token(config.dtype) * batch * cache_len
+    cache = config.kv_bytes_per_token(config.dtype) * batch * cache_len
     ids = 4 * batch * max_new_tokens
     scores = 2 * 4 * batch * config.n_heads * prompt_len * cache_len
     logits = 4 * batch * config.vocab

@@ -25,6 +25,36 @@ class KVCache(eqx.Module):
         return self.k.shape[1]
 
 
+class LayerSlot(eqx.Module):
+    """One layer's place in the stacked cache, as the layer loop carries it: the whole [N, B, S, K, Q]
+    keys and values and the layer's index. A layer writes its new tokens into the stacked arrays
+    (an in-place dynamic-update-slice of the loop's carry) and reads its own slice back, so the
+    program holds one cache: a scan that took the cache as input and returned it as output would
+    hold two. Batch and heads are where attention runs, which under the explicit partitioner (each
+    chip its own shard) need not be where the residual stream splits them: they go unchecked."""
+
+    k: Float[Array, "N _ S _ Q"]
+    v: Float[Array, "N _ S _ Q"]
+    layer: Int[Array, ""]
+
+    def write(self, k: Float[Array, "_ T _ Q"], v: Float[Array, "_ T _ Q"], index: Int[Array, ""]) -> "LayerSlot":
+        """The slot with `k` and `v` written at sequence position `index` of this layer."""
+        zero = jnp.zeros((), jnp.int32)
+        start = (self.layer.astype(jnp.int32), zero, index.astype(jnp.int32), zero, zero)
+        return LayerSlot(
+            jax.lax.dynamic_update_slice(self.k, k[None].astype(self.k.dtype), start),
+            jax.lax.dynamic_update_slice(self.v, v[None].astype(self.v.dtype), start),
+            self.layer,
+        )
+
+    def read(self) -> tuple[Float[Array, "_ S _ Q"], Float[Array, "_ S _ Q"]]:
+        """This layer's keys and values."""
+        return (
+            jax.lax.dynamic_index_in_dim(self.k, self.layer, axis=0, keepdims=False),
+            jax.lax.dynamic_index_in_dim(self.v, self.layer, axis=0, keepdims=False),
+        )
+
+
 def init_cache(config: ModelConfig, batch: int, max_len: int, dtype: str | None = None) -> KVCache:
     """An empty cache for `batch` sequences of up to `max_len` tokens (bf16 unless told)."""
     shape = (config.n_layers, batch, max_len, config.n_kv_heads, config.d_head)

@@ -8,6 +8,7 @@ from jaxtyping import Array, Float, Int
 from zoo.block import MATMUL_INPUT, RESIDUAL_NAMES, Block, normalized_input
 from zoo.config import ModelConfig
 from zoo.constraints import EMBEDDING_LOOKUP_SCOPE, Constrain, placed
+from zoo.kv_cache import LayerSlot
 from zoo.logical_axes import BATCH, EMBED, LOGITS_VOCAB, POSITIONS, SEQ, VOCAB, Role
 from zoo.norm import LayerNorm
 from zoo.weights import AbstractWeight, init_weight, prepend_layers_axis, strip_layers_axis_names, use_weight, used
@@ -70,12 +71,22 @@ class Transformer(eqx.Module):
         """Runs every block on the residual stream `x`; `cache` holds the stacked [N, B, S, K, Q]
         keys and values. The final norm is the output head's (`logits`)."""
 
-        def layer(x, scanned):
-            block, layer_cache = scanned
-            x, layer_cache = strip_layers_axis_names(block)(x, positions, layer_cache, write_index, constrain)
-            return x, layer_cache
+        if cache is None:
 
-        return jax.lax.scan(layer, x, (self.blocks, cache))
+            def layer(x, block):
+                return strip_layers_axis_names(block)(x, positions, None, None, constrain)[0], None
+
+            return jax.lax.scan(layer, x, self.blocks)[0], None
+
+        # The cache rides in the loop's carry and each layer writes into it in place (LayerSlot).
+        def cached_layer(carry, scanned):
+            x, k, v = carry
+            block, index = scanned
+            x, slot = strip_layers_axis_names(block)(x, positions, LayerSlot(k, v, index), write_index, constrain)
+            return (x, slot.k, slot.v), None
+
+        (x, k, v), _ = jax.lax.scan(cached_layer, (x, *cache), (self.blocks, jnp.arange(self.config.n_layers, dtype=jnp.int32)))
+        return x, (k, v)
 
     def logits(self, x: Float[Array, "B T E"], constrain: Constrain) -> Float[Array, "B T V"]:
         """The final norm and the output head on the residual stream `x`, logits in fp32."""
