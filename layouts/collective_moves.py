@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from layouts.errors import LayoutError
-from layouts.transitions import Axes, Distribution, derive, explicit_problem, kept_axes
+from layouts.transitions import Axes, Distribution, derive, explicit_problem, kept_axes, mixed_dimensions
 
 
 class ExplicitProgramError(LayoutError):
@@ -81,13 +81,22 @@ class _Blocks:
         self.labels = self.labels[1:]
 
 
-def move(x, source: Distribution, destination: tuple[Axes, ...], sizes: dict[str, int], where: str = "move", reorderable: frozenset[int] = frozenset()):
+def move(
+    x, source: Distribution, destination: tuple[Axes, ...], sizes: dict[str, int], where: str = "move", reorderable: frozenset[int] = frozenset(), via_gather: bool = False
+):
     """`x`, one chip's shard distributed as `source`, redistributed as `destination` (the
-    dimensions in `reorderable` possibly relabelled: `layouts.transitions.kept_axes`)."""
+    dimensions in `reorderable` possibly relabelled: `layouts.transitions.kept_axes`). A move that
+    would need a permutation among chips is refused, unless `via_gather`: then the dimensions that
+    lose some axes and gain others are first gathered whole (partial sums reduced), then sliced."""
     steps = derive(source, destination, reorderable)
     if not steps:
         return x
     problem = explicit_problem(source, destination, reorderable)
+    if problem is not None and via_gather:
+        mixed = mixed_dimensions(source, destination, reorderable)
+        whole = Distribution(tuple(() if index in mixed else axes for index, axes in enumerate(source.axes)))
+        x = move(x, source, whole.axes, sizes, where, reorderable)
+        return move(x, whole, destination, sizes, where, reorderable)
     if problem is not None:
         raise ExplicitProgramError(f"{where}: {problem}; the compiler partitioner (--partitioner compiler) can run it")
     kept = [kept_axes(before, after, index in reorderable) for index, (before, after) in enumerate(zip(source.axes, destination))]

@@ -33,7 +33,7 @@ from layouts.layout import Partitioning
 from layouts.resolver import resolve
 from layouts.sharding import CompilerPlacement, cache_shardings, param_shardings
 from layouts.transitions import Axes, Distribution, canonical, kept_axes, looped_gather, looped_reduce_scatter
-from zoo.constraints import Placed, contracted
+from zoo.constraints import Placed, contracted, looked_up
 from zoo.logical_axes import ATTENTION_HEADS, ATTENTION_KV_HEADS, CACHE_KV_HEADS, Role
 from zoo.transformer import TOKEN_NAMES
 
@@ -143,9 +143,11 @@ class ExplicitPlacement(CompilerPlacement):
             return Pending((Term(subscripts, x, w, tuple(einsum_options.items())),)), contracted(subscripts, x_placed, w_placed)
         return jnp.einsum(subscripts, x, w, **einsum_options), contracted(subscripts, x_placed, w_placed)
 
-    def lookup(self, table, table_placed, ids, ids_placed):
+    def lookup(self, table, table_placed, ids, ids_placed, role, names):
         """Each chip looks up the rows its vocabulary shard holds and zeros the rest: the rows are
-        then a partial sum over the vocabulary's axes, which the move into the residual reduces."""
+        then a partial sum over the vocabulary's axes, which the move to `names` reduces. That
+        move is not the paper's (it leaves the lookup out): where it would need a permutation
+        among chips, it gathers the dimension concerned and slices it instead."""
         vocab_axes = self.distribution(Placed(table_placed.dims[:1])).axes[0]
         rows_axes = set(self.distribution(Placed(table_placed.dims[1:])).axes[0])
         clash = rows_axes & {axis for axes in self.distribution(ids_placed).axes for axis in axes}
@@ -159,7 +161,8 @@ class ExplicitPlacement(CompilerPlacement):
         here = (local_ids >= 0) & (local_ids < local_vocab)
         rows = jnp.take(table, jnp.clip(local_ids, 0, local_vocab - 1), axis=0)
         rows = jnp.where(here[..., None], rows, jnp.zeros((), rows.dtype))
-        return rows, Placed(ids_placed.dims + table_placed.dims[1:], ids_placed.summed + table_placed.dims[:1])
+        source, destination = self.distribution(looked_up(table_placed, ids_placed)), tuple(self._axes(role, name) for name in names)
+        return move(rows, source, destination, self.sizes, where=f"{self.partitioning.name}: embedding rows into {role.value} {names}", via_gather=True)
 
     def mean(self, x, x_placed):
         axes = self.distribution(x_placed).axes[-1]

@@ -27,6 +27,7 @@ from zoo.logical_axes import (
     CACHE_KV_HEADS,
     CACHE_LAYERS,
     CACHE_SEQ,
+    HEAD_BATCH,
     HIDDEN_HEADS,
     HIDDEN_KV_HEADS,
     KV_HEADS,
@@ -43,9 +44,10 @@ Family = Literal["weight-stationary", "weight-gathered"]
 Rules = Mapping[str, tuple[str, ...]]  # logical name -> the mesh axes it is split over, in order
 
 # The names an FFN layout leaves to the attention layout (they depend on where attention runs) or
-# derives from the model (K/V heads follow the query heads unless there is a single, multiquery head).
+# derives from the model (K/V heads follow the query heads unless there is a single, multiquery head)
+# or from its own rules (the output head's batch).
 _ATTENTION_OWNED = {
-    Role.ACTIVATION: {ATTENTION_BATCH, ATTENTION_HEADS, ATTENTION_KV_HEADS, HIDDEN_KV_HEADS},
+    Role.ACTIVATION: {ATTENTION_BATCH, ATTENTION_HEADS, ATTENTION_KV_HEADS, HIDDEN_KV_HEADS, HEAD_BATCH},
     Role.WEIGHT: {KV_HEADS},
     Role.WEIGHT_USE: {KV_HEADS},
     Role.CACHE: set(NAMES_BY_ROLE[Role.CACHE]),
@@ -189,6 +191,10 @@ class Partitioning:
                 ATTENTION_HEADS: attention_heads,
                 ATTENTION_KV_HEADS: kv_attention,
                 HIDDEN_KV_HEADS: kv_hidden,
+                # The output head contracts the table where it is stored (a weight-gathered layout
+                # would otherwise gather the whole [V, E] table every step): its input's batch
+                # leaves the axes the stored table splits.
+                HEAD_BATCH: tuple(axis for axis in ffn_batch if axis not in self.ffn.axes(Role.WEIGHT, "vocab") + self.ffn.axes(Role.WEIGHT, "embed")),
             }
         )
         rules[Role.CACHE] = {

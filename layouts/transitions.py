@@ -141,6 +141,11 @@ def explicit_problem(source: Distribution, destination: tuple[Axes, ...], reorde
     return None
 
 
+def mixed_dimensions(source: Distribution, destination: tuple[Axes, ...], reorderable: frozenset[int] = frozenset()) -> frozenset[int]:
+    """The dimensions that lose some mesh axes and gain others on the way."""
+    return frozenset(_moves(source, destination, reorderable)[2])
+
+
 def _one_step(source: Distribution, destination: tuple[Axes, ...], kind: str) -> int | None:
     """The one dimension the move changes, if the move is a single step of `kind`."""
     changed = [index for index, (before, after) in enumerate(zip(source.axes, destination)) if before != after]

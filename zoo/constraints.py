@@ -65,6 +65,12 @@ def contracted(subscripts: str, x: Placed, w: Placed) -> Placed:
     return Placed(tuple(by_letter[letter] for letter in output), x.summed + w.summed + summed)
 
 
+def looked_up(table: Placed, ids: Placed) -> Placed:
+    """Where rows of a table [V, E] looked up at ids are: placed as the ids, then the table's E, and
+    (each chip looking up the rows its vocabulary shard holds) partial sums over its V."""
+    return Placed(ids.dims + table.dims[1:], ids.summed + table.dims[:1])
+
+
 class Constrain:
     """The hook with no layout: every array stays where it is. Layouts subclass it."""
 
@@ -93,10 +99,10 @@ class Constrain:
         the contracted dimensions' mesh axes until a move reduces it)."""
         return jnp.einsum(subscripts, x, w, **einsum_options), contracted(subscripts, x_placed, w_placed)
 
-    def lookup(self, table: Array, table_placed: Placed, ids: Array, ids_placed: Placed) -> tuple[Array, Placed]:
-        """Rows of `table` [V, E] at `ids`: an array [*ids.shape, E] and where it is."""
+    def lookup(self, table: Array, table_placed: Placed, ids: Array, ids_placed: Placed, role: Role, names: AxisNames) -> Array:
+        """Rows of `table` [V, E] at `ids`, an array [*ids.shape, E], placed as `names` under `role`."""
         rows = jnp.take(table, ids, axis=0)
-        return rows, Placed(ids_placed.dims + table_placed.dims[1:], ids_placed.summed + table_placed.dims[:1])
+        return self(rows, role, names, source=looked_up(table_placed, ids_placed))
 
     def mean(self, x: Array, x_placed: Placed) -> Array:
         """The mean over the last dimension (kept, size 1), whatever the layout splits it over."""

@@ -49,6 +49,9 @@ ATTENTION_HEADS = "attention_heads"  # query heads inside attention
 ATTENTION_KV_HEADS = "attention_kv_heads"
 ACTIVATION_HEAD_DIM = "activation_head_dim"
 LOGITS_VOCAB = "logits_vocab"
+# The batch of the output head's input and of the embedding lookup's ids: the batch axes the stored
+# embedding table does not split, so both use the table where it is stored and never gather it.
+HEAD_BATCH = "head_batch"
 
 # KV cache [N, B, S, K, Q].
 CACHE_LAYERS = "cache_layers"
@@ -76,6 +79,7 @@ NAMES_BY_ROLE: dict[Role, frozenset[str]] = {
             ATTENTION_KV_HEADS,
             ACTIVATION_HEAD_DIM,
             LOGITS_VOCAB,
+            HEAD_BATCH,
         }
     ),
     Role.CACHE: frozenset({CACHE_LAYERS, CACHE_BATCH, CACHE_SEQ, CACHE_KV_HEADS, CACHE_HEAD_DIM}),

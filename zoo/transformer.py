@@ -5,11 +5,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from zoo.block import MATMUL_INPUT, RESIDUAL_NAMES, Block, normalized_input
+from zoo.block import RESIDUAL, RESIDUAL_NAMES, Block
 from zoo.config import ModelConfig
 from zoo.constraints import EMBEDDING_LOOKUP_SCOPE, Constrain, placed
 from zoo.kv_cache import LayerSlot
-from zoo.logical_axes import BATCH, EMBED, LOGITS_VOCAB, POSITIONS, SEQ, VOCAB, Role
+from zoo.logical_axes import BATCH, EMBED, HEAD_BATCH, LOGITS_VOCAB, MATMUL_EMBED, POSITIONS, SEQ, VOCAB, Role
 from zoo.norm import LayerNorm
 from zoo.weights import AbstractWeight, init_weight, prepend_layers_axis, strip_layers_axis_names, use_weight, used
 
@@ -19,6 +19,8 @@ TOKEN_NAMES = (BATCH, SEQ)
 TOKENS = placed(Role.ACTIVATION, TOKEN_NAMES)
 LOGITS_NAMES = (BATCH, SEQ, LOGITS_VOCAB)
 _POSITION_IDS = placed(Role.ACTIVATION, (None, SEQ))  # [1, T]: every sequence has the same positions
+_HEAD_TOKEN_NAMES = (HEAD_BATCH, SEQ)
+_HEAD_INPUT_NAMES = (HEAD_BATCH, SEQ, MATMUL_EMBED)
 
 
 class Transformer(eqx.Module):
@@ -48,16 +50,16 @@ class Transformer(eqx.Module):
     def embed(self, tokens: Int[Array, "B T"], positions: Int[Array, "1 T"], constrain: Constrain) -> Float[Array, "B T E"]:
         """Token embeddings (plus learned positions) in the residual stream's placement."""
         dtype = jnp.dtype(self.config.dtype)
-        # The table as matmuls use it (gathered by weight-gathered layouts) is the output head's
-        # too: only the lookup itself is work the paper's formulas leave out.
-        table = use_weight(self.embedding, dtype, constrain)
+        # The table is looked up where it is stored, as the output head uses it: a weight-gathered
+        # layout never gathers it. The ids go where the head's input goes (HEAD_BATCH), off the
+        # axes the table is split over; the partial rows are reduced into the residual stream.
+        table = use_weight(self.embedding, dtype, constrain, Role.WEIGHT)
         positions_table = None if self.positions is None else use_weight(self.positions, dtype, constrain)
         with jax.named_scope(EMBEDDING_LOOKUP_SCOPE):
-            rows, rows_placed = constrain.lookup(table, used(self.embedding), tokens, TOKENS)
-            x = constrain(rows, Role.ACTIVATION, RESIDUAL_NAMES, source=rows_placed)
+            ids = constrain(tokens, Role.ACTIVATION, _HEAD_TOKEN_NAMES, source=TOKENS)
+            x = constrain.lookup(table, used(self.embedding, Role.WEIGHT), ids, placed(Role.ACTIVATION, _HEAD_TOKEN_NAMES), Role.ACTIVATION, RESIDUAL_NAMES)
             if positions_table is not None:
-                rows, rows_placed = constrain.lookup(positions_table, used(self.positions), positions, _POSITION_IDS)
-                x = x + constrain(rows, Role.ACTIVATION, (None, *RESIDUAL_NAMES[1:]), source=rows_placed)
+                x = x + constrain.lookup(positions_table, used(self.positions), positions, _POSITION_IDS, Role.ACTIVATION, (None, *RESIDUAL_NAMES[1:]))
         return x
 
     def __call__(
@@ -91,17 +93,19 @@ class Transformer(eqx.Module):
     def logits(self, x: Float[Array, "B T E"], constrain: Constrain) -> Float[Array, "B T V"]:
         """The final norm and the output head on the residual stream `x`, logits in fp32."""
         dtype = x.dtype
-        # The head is a projection like any other: its input takes the matmul-input layout (B L E_x
-        # under 2D weight-stationary), so the partial sums are reduced into the vocabulary's shards
-        # instead of the compiler moving the whole [V, E] table to match a residual-layout input.
-        # The norm runs there too, as in the blocks.
-        x = normalized_input(self.final_norm, x, constrain)
+        # The head is a projection like any other, with its weight where it is stored under every
+        # layout (the table is the largest weight, and decode reads one position of it per
+        # sequence): its input takes the matmul-input layout (B L E_x under 2D weight-stationary)
+        # less the batch axes the table is split over, so the partial sums are reduced into the
+        # vocabulary's shards instead of the table moving to match the input. The norm runs
+        # there, after the move, as in the blocks; the move is never a collective matmul's loop,
+        # since the contraction may still slice E to where the table has it.
+        head_input = placed(Role.ACTIVATION, _HEAD_INPUT_NAMES)
+        x = self.final_norm(constrain(x, Role.ACTIVATION, _HEAD_INPUT_NAMES, source=RESIDUAL), head_input, constrain)
         # Partial sums are reduced in the compute dtype, as in every other projection (the paper's
         # bf16 volumes); the reduced logits are then sampled in fp32.
-        if self.unembedding is None:
-            logits = constrain.contract("BTE,VE->BTV", x, MATMUL_INPUT, use_weight(self.embedding, dtype, constrain), used(self.embedding))
-        else:
-            logits = constrain.contract("BTE,EV->BTV", x, MATMUL_INPUT, use_weight(self.unembedding, dtype, constrain), used(self.unembedding))
+        weight, subscripts = (self.embedding, "BTE,VE->BTV") if self.unembedding is None else (self.unembedding, "BTE,EV->BTV")
+        logits = constrain.contract(subscripts, x, head_input, use_weight(weight, dtype, constrain, Role.WEIGHT), used(weight, Role.WEIGHT))
         return constrain(logits[0], Role.ACTIVATION, LOGITS_NAMES, source=logits[1]).astype(jnp.float32)
 
 

@@ -65,20 +65,20 @@ class Int8Weight(AbstractWeight):
         return tuple(self.quantized.shape)
 
 
-def use_weight(weight: AbstractWeight, dtype, constrain: Constrain) -> Array:
+def use_weight(weight: AbstractWeight, dtype, constrain: Constrain, role: Role = Role.WEIGHT_USE) -> Array:
     """A weight as a matmul consumes it: in the compute dtype, laid out as the layout wants it used
     (weight-gathered layouts all-gather here; an int8 weight is gathered as int8 and its scales,
-    then dequantized, so the links carry one byte per element)."""
+    then dequantized, so the links carry one byte per element). `role` WEIGHT: where it is stored."""
     if isinstance(weight, Int8Weight):
-        quantized = constrain(weight.quantized, Role.WEIGHT_USE, weight.names, source=placed(Role.WEIGHT, weight.names))
-        scale = constrain(weight.scale, Role.WEIGHT_USE, weight.scale_names, source=placed(Role.WEIGHT, weight.scale_names))
+        quantized = constrain(weight.quantized, role, weight.names, source=placed(Role.WEIGHT, weight.names))
+        scale = constrain(weight.scale, role, weight.scale_names, source=placed(Role.WEIGHT, weight.scale_names))
         return quantized.astype(dtype) * scale.astype(dtype)
-    return constrain(weight.materialize(dtype), Role.WEIGHT_USE, weight.names, source=placed(Role.WEIGHT, weight.names))
+    return constrain(weight.materialize(dtype), role, weight.names, source=placed(Role.WEIGHT, weight.names))
 
 
-def used(weight: AbstractWeight) -> Placed:
+def used(weight: AbstractWeight, role: Role = Role.WEIGHT_USE) -> Placed:
     """Where `use_weight` puts the weight."""
-    return placed(Role.WEIGHT_USE, weight.names)
+    return placed(role, weight.names)
 
 
 def use_bias(bias: AbstractWeight | None, dtype, constrain: Constrain, role: Role, names: AxisNames) -> Array | float:

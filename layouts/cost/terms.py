@@ -46,6 +46,7 @@ from zoo.logical_axes import (
     CACHE_KV_HEADS,
     EMBED,
     FUSED,
+    HEAD_BATCH,
     HEAD_DIM,
     HEADS,
     HIDDEN_HEADS,
@@ -326,17 +327,16 @@ def _weight_gathers(partitioning: Partitioning, shape, names, where: str) -> tup
 
 def _output_head(partitioning: Partitioning, residual_axes: tuple[Axes, ...], phase: str) -> tuple[_Dataflow, Term]:
     """The residual's positions that need logits (the last one in prefill) times the (tied)
-    embedding: its dataflow, and the embedding's elements as used."""
+    embedding, which every layout uses where it is stored (`zoo.transformer.Transformer.logits`):
+    its dataflow, and the embedding's elements per chip."""
     config, flow = partitioning.config, _Dataflow(partitioning)
     act = flow.act
-    head_input = _Tensor(("B", 1 if phase == "prefill" else "L", config.d_model), (act(BATCH), act(SEQ), act(MATMUL_EMBED)))
-    head_input = flow.settle(_Tensor(head_input.sizes, residual_axes), head_input.axes, "head in", into_contraction=True)
-    logits = flow.project(head_input, 2, (config.d_model, config.vocab), flow.use(EMBED, VOCAB), "head")
+    head_input = _Tensor(("B", 1 if phase == "prefill" else "L", config.d_model), (act(HEAD_BATCH), act(SEQ), act(MATMUL_EMBED)))
+    head_input = flow.settle(_Tensor(head_input.sizes, residual_axes), head_input.axes, "head in")
+    stored = tuple(partitioning.axes(Role.WEIGHT, name) for name in (EMBED, VOCAB))
+    logits = flow.project(head_input, 2, (config.d_model, config.vocab), stored, "head")
     flow.settle(logits, (act(BATCH), act(SEQ), act(LOGITS_VOCAB)), "logits")
-    _, used, gather = _weight_gathers(partitioning, (config.vocab, config.d_model), (VOCAB, EMBED), "embedding")
-    if gather is not None:
-        flow.collectives.append(gather)
-    return flow, used
+    return flow, _weight_term(partitioning, Role.WEIGHT, (config.vocab, config.d_model), (VOCAB, EMBED))
 
 
 def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
@@ -405,6 +405,7 @@ def _checks(partitioning: Partitioning) -> tuple[DimensionCheck, ...]:
         (ATTENTION_HEADS, config.n_heads),
         (ATTENTION_KV_HEADS, config.n_kv_heads),
         (LOGITS_VOCAB, config.vocab),
+        (HEAD_BATCH, None),
     )
     checks += [DimensionCheck("activation", name, size, partitioning.axes(Role.ACTIVATION, name)) for name, size in activations]
     checks += [DimensionCheck("kv cache", name, size, partitioning.axes(Role.CACHE, name)) for name, size in ((CACHE_BATCH, None), (CACHE_KV_HEADS, config.n_kv_heads))]
