@@ -52,16 +52,26 @@ class Chip:
     torus_axes: int  # 3 or 2 for a torus (links spread evenly over the axes), 0 for a switch
     max_chips: int  # the largest slice (torus) or switched domain
     peak_int8_ops: float | None = None  # int8 OP/s; unused by the estimator (matmuls stay bf16, §3.6)
+    # What a program may use: the HBM less what the runtime keeps. For TPUs, the limit libtpu's
+    # compiler reports (tests/test_targets.py checks it against libtpu); unset, the whole HBM.
+    usable_hbm_bytes: int | None = None
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
-        for field in ("peak_flops", "hbm_bytes", "hbm_bandwidth", "interconnect_bandwidth", "links", "max_chips"):
+        for field in ("peak_flops", "hbm_bytes", "hbm_bandwidth", "interconnect_bandwidth", "links", "max_chips") + (
+            ("usable_hbm_bytes",) if self.usable_hbm_bytes is not None else ()
+        ):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ZooError(f"chip {self.name!r}: {field} must be a positive number, got {value!r}")
         if self.torus_axes not in (0, 2, 3):
             raise ZooError(f"chip {self.name!r}: torus_axes must be 0 (switch), 2 or 3, got {self.torus_axes!r}")
+
+    @property
+    def program_hbm_bytes(self) -> int:
+        """The memory per chip a program may use: what `fits` is judged against."""
+        return int(self.usable_hbm_bytes or self.hbm_bytes)
 
     @property
     def axis_bandwidth(self) -> float:
@@ -101,13 +111,16 @@ _A100 = "https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf
 _H100 = "https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet"
 _H200 = "https://www.nvidia.com/en-us/data-center/h200/"
 _NVLINK = "https://www.nvidia.com/en-us/data-center/nvlink/"
+_LIBTPU = "libtpu 0.0.42.1: the HBM its compiler reports available to a program (RESOURCE_EXHAUSTED message)"
 
 _BUILTIN: tuple[Chip, ...] = (
     Chip(
         "tpu-v4", "Google TPU v4: 3D torus, 6 ICI links",
         peak_flops=275e12, peak_int8_ops=275e12, hbm_bytes=32 * GIB, hbm_bandwidth=1200 * GB,
         interconnect_bandwidth=270 * GB, links=6, torus_axes=3, max_chips=4096,
+        usable_hbm_bytes=int(30.75 * GIB),
         sources={
+            "usable_hbm_bytes": _LIBTPU + " (30.75 GiB)",
             "peak_flops": _PAPER + "; " + _CLOUD_V4,
             "peak_int8_ops": _CLOUD_V4 + " (275 TOPS int8)",
             "hbm_bytes": _PAPER + " (32 GiB)",
@@ -120,7 +133,9 @@ _BUILTIN: tuple[Chip, ...] = (
         "tpu-v5e", "Google TPU v5e: 2D torus, 4 ICI links",
         peak_flops=197e12, peak_int8_ops=394e12, hbm_bytes=16 * GIB, hbm_bandwidth=819 * GB,
         interconnect_bandwidth=1600e9 / 8, links=4, torus_axes=2, max_chips=256,
+        usable_hbm_bytes=int(15.75 * GIB),
         sources={
+            "usable_hbm_bytes": _LIBTPU + " (15.75 GiB)",
             "peak_flops": _CLOUD_V5E + " (197 TFLOPS bf16)",
             "peak_int8_ops": _CLOUD_V5E + " (394 TOPS int8)",
             "hbm_bytes": _CLOUD_V5E + " (16 GiB HBM2)",
@@ -133,7 +148,9 @@ _BUILTIN: tuple[Chip, ...] = (
         "tpu-v5p", "Google TPU v5p: 3D torus, 6 ICI links",
         peak_flops=459e12, peak_int8_ops=918e12, hbm_bytes=95 * GIB, hbm_bandwidth=2765 * GB,
         interconnect_bandwidth=4800e9 / 8, links=6, torus_axes=3, max_chips=8960,
+        usable_hbm_bytes=int(95.74 * GIB),
         sources={
+            "usable_hbm_bytes": _LIBTPU + " (95.74 GiB)",
             "peak_flops": _CLOUD_V5P + " (459 TFLOPS bf16)",
             "peak_int8_ops": _CLOUD_V5P + " (918 TOPS int8)",
             "hbm_bytes": _CLOUD_V5P + " (95 GiB HBM2e)",
@@ -146,7 +163,9 @@ _BUILTIN: tuple[Chip, ...] = (
         "tpu-v6e", "Google TPU v6e (Trillium): 2D torus, 4 ICI links",
         peak_flops=918e12, peak_int8_ops=1836e12, hbm_bytes=32 * GIB, hbm_bandwidth=1640 * GB,
         interconnect_bandwidth=3584e9 / 8, links=4, torus_axes=2, max_chips=256,
+        usable_hbm_bytes=int(31.25 * GIB),
         sources={
+            "usable_hbm_bytes": _LIBTPU + " (31.25 GiB)",
             "peak_flops": _CLOUD_V6E + " (918 TFLOPS bf16)",
             "peak_int8_ops": _CLOUD_V6E + " (1836 TOPS int8)",
             "hbm_bytes": _CLOUD_V6E + " (32 GiB)",

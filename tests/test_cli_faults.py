@@ -124,7 +124,7 @@ def test_a_compile_that_does_not_fit_is_an_error_row_and_the_table_keeps_both_ve
     compiled = compiled.does_not_fit()
     estimated = ResultRow("m", "2d-ws", "heads", 8, "2x2x2", "tpu-v4", "decode", 1, 8, 8, 1, "bf16", "estimate", hbm_bytes=32 * 2**30, step_time_s=0.01, fits=True)
     estimated.memory_per_chip_bytes = {"weights": 20 * 2**30, "kv_cache": 0, "other": 0, "total": 20 * 2**30}
-    assert compiled.status == "error" and compiled.error == "does not fit: needs 40.0 GiB per chip, the chip has 32.0 GiB"
+    assert compiled.status == "error" and compiled.error == "does not fit: needs 40.0 GiB per chip, a program may use 32.00 GiB"
     from cli.report import side_by_side
     from rich.console import Console
 

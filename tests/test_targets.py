@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from layouts.errors import TargetError
-from layouts.compiled.targets import FAMILIES, get_target, target_names
+from layouts.compiled.targets import FAMILIES, get_target, reported_usable_hbm, target_names
+from layouts.hardware import get_chip
 
 GIB = 2**30
 
@@ -35,9 +36,15 @@ def test_topologies_have_one_device_per_chip(spec, chips, kind):
     assert {device.platform for device in devices} == {"tpu"} and {device.device_kind for device in devices} == {kind}
 
 
-def test_hbm_per_chip_from_the_hardware_presets():
-    assert get_target("tpu-v4", 8).hbm_bytes() == 32 * GIB
-    assert get_target("tpu-v5e", 8).hbm_bytes() == 16 * GIB
+def test_hbm_per_chip_is_what_a_program_may_use():
+    assert get_target("tpu-v4", 8).hbm_bytes() == int(30.75 * GIB) and get_chip("tpu-v4").hbm_bytes == 32 * GIB
+    assert get_target("tpu-v5e", 8).hbm_bytes() == int(15.75 * GIB)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_usable_hbm_presets_are_what_libtpu_reports(family):
+    # libtpu prints the limit to two decimals of a GiB.
+    assert reported_usable_hbm(family) == pytest.approx(get_chip(family).usable_hbm_bytes, abs=0.01 * GIB)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ def estimate_cell(cell: Cell, mode: str = "calibrated") -> list[ResultRow]:
     rows = []
     for phase in cell.phases:
         found = estimate_phase(resolved.partitionings[phase], chip, resolved.mesh_shapes[phase], cell.workload, phase, mode, cell.collective_matmul)
-        row = resolved.row(phase, "estimate", hbm_bytes=chip.hbm_bytes)
+        row = resolved.row(phase, "estimate", hbm_bytes=chip.program_hbm_bytes)
         row.mesh = format_mesh(found.mesh_shape)
         row.step_time_s, row.latency_s, row.tokens_per_s = found.step_time_s, found.latency_s, found.tokens_per_s
         row.mfu, row.cost_chip_ms_per_token = found.mfu, found.cost_chip_ms_per_token

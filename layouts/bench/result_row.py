@@ -68,11 +68,12 @@ class ResultRow:
         return dataclasses.asdict(self)
 
     def does_not_fit(self) -> "ResultRow":
-        """This row as an error because its program needs more memory per chip than the chip has;
+        """This row as an error because its program needs more memory per chip than a program may
+        use there (`hbm_bytes`: for a TPU, the HBM libtpu leaves to programs);
         unlike `failed`, the figures stay: they say by how much it misses."""
         needed, available = self.memory_per_chip_bytes["total"], self.hbm_bytes
         return dataclasses.replace(
-            self, status="error", fits=False, error=f"does not fit: needs {needed / 2**30:.1f} GiB per chip, the chip has {available / 2**30:.1f} GiB"
+            self, status="error", fits=False, error=f"does not fit: needs {needed / 2**30:.1f} GiB per chip, a program may use {available / 2**30:.2f} GiB"
         )
 
     def failed(self, reason: str) -> "ResultRow":

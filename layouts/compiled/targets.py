@@ -101,13 +101,31 @@ class Target:
         return list(_topology_devices(self.topology_name, self.family.chip_config))
 
     def hbm_bytes(self) -> int | None:
-        """Memory per chip: the hardware preset's HBM for a TPU; a local accelerator's reported
-        limit; None for the host CPU (its memory is the machine's)."""
+        """Memory per chip a program may use: the hardware preset's usable HBM for a TPU (what
+        libtpu reports: `reported_usable_hbm`); a local accelerator's reported limit; None for
+        the host CPU (its memory is the machine's)."""
         if self.family is not None:
-            return int(get_chip(self.family.name).hbm_bytes)
+            return get_chip(self.family.name).program_hbm_bytes
         device = jax.devices()[0]
         stats = device.memory_stats() if hasattr(device, "memory_stats") else None
         return int(stats["bytes_limit"]) if stats and "bytes_limit" in stats else None
+
+
+def reported_usable_hbm(family: str) -> int | None:
+    """The HBM per chip libtpu's compiler lets a program of the `family` use, read from its
+    message when a program too large for any chip fails to compile (compiled, never run); None
+    where the message does not say."""
+    import jax.numpy as jnp
+
+    device = get_target(family, 4).devices()[0]
+    too_large = jax.jit(lambda: jnp.zeros((1024, 2**30), jnp.int8), out_shardings=jax.sharding.SingleDeviceSharding(device))
+    try:
+        too_large.lower().compile()
+    except Exception as error:  # RESOURCE_EXHAUSTED, with the limit in its message
+        match = re.search(r"available HBM \(([\d.]+)([KMGT])\)", str(error))
+        if match:
+            return int(float(match.group(1)) * 2 ** (10 * "KMGT".index(match.group(2)) + 10))
+    return None
 
 
 def local_chip_count() -> int:

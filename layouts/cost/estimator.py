@@ -130,7 +130,7 @@ def estimate_phase(
         mfu=model_flops_utilization(config, passes.tokens, chips, chip.peak_flops, latency),
         cost_chip_ms_per_token=chip_ms_per_token(chips, latency, passes.tokens),
         memory_per_chip_bytes=memory,
-        fits=memory["total"] <= chip.hbm_bytes,
+        fits=memory["total"] <= chip.program_hbm_bytes,
         comm_bytes_per_chip=comm | {"other": 0.0},
         details=details,
     )
