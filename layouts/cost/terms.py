@@ -356,7 +356,7 @@ def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
             weight_bytes.append(used)
             if gather is not None:
                 weight_gathers.append(gather)
-                gathered_extra.append(stored)
+                gathered_extra.append(used)
     head, head_used = _output_head(partitioning, residual.axes, phase)
 
     attention_split = canonical(act(ATTENTION_BATCH) + act(ATTENTION_HEADS))

@@ -1,0 +1,62 @@
+"""What the compiled programs hold, per chip, on a TPU v4 2×2×2 topology (libtpu, no TPU needed):
+one KV cache, never a gathered embedding table, and the estimate's memory within 5% of the
+compiler's at decode."""
+
+import pytest
+
+from layouts import FFN_LAYOUTS
+from layouts.bench.cell import Cell
+from layouts.bench.compile_rows import compile_cell
+from layouts.bench.estimate_rows import estimate_cell
+from zoo import get_preset
+
+WEIGHT_STATIONARY = ("1d-ws", "2d-ws")
+
+
+def _decode(layout: str, batch: int, model: str = "palm-8b", chips: int = 8, mesh: str = "2x2x2"):
+    cell = Cell(model, decode_layout=layout, decode_attention="batch", chips=chips, mesh=mesh, target="tpu-v4", batch=batch,
+                input_len=2048, context_len=2048, gen_tokens=64, phase="decode")  # fmt: skip
+    (compiled,), (estimated,) = compile_cell(cell), estimate_cell(cell)
+    assert compiled.status == "ok", compiled.error
+    return compiled, estimated
+
+
+# Under wg-xyz on 8 chips the compiler lays the cache out one way inside the layer loop and another
+# at the step's boundary, and copies it in and out (a second cache): pinned here until the zoo
+# chooses the boundary's layout too.
+ONE_CACHE = [pytest.param(layout, marks=pytest.mark.xfail(strict=True, reason="cache relayout at the loop")) if layout == "wg-xyz" else layout for layout in FFN_LAYOUTS]
+
+
+@pytest.mark.parametrize("layout", ONE_CACHE)
+def test_decode_holds_one_kv_cache(layout):
+    compiled, _ = _decode(layout, 512)
+    kv = compiled.memory_per_chip_bytes["kv_cache"]
+    assert compiled.details["compiler_memory"]["temporaries"] < 0.1 * kv
+
+
+@pytest.mark.parametrize("layout", FFN_LAYOUTS)
+def test_the_output_head_never_gathers_the_table(layout):
+    compiled, _ = _decode(layout, 64)
+    config = get_preset("palm-8b")
+    table_bytes = config.vocab * config.d_model * 2
+    # The head runs outside the layer loop; each chip stores an eighth of the table or less, and
+    # gathering it would leave at least half of it on every chip. Everything the step moves
+    # outside the loop is far less.
+    outside = [entry for entry in compiled.details["collectives"] if not entry["in_loop"]]
+    assert outside and all(entry["buffer_bytes_per_step"] < table_bytes / 100 for entry in outside), outside
+
+
+@pytest.mark.parametrize("layout", [layout for layout in FFN_LAYOUTS if layout != "wg-xyz"])
+@pytest.mark.parametrize("batch", [64, 512])
+def test_decode_memory_is_estimated_within_5_percent(layout, batch):
+    compiled, estimated = _decode(layout, batch)
+    assert compiled.memory_per_chip_bytes["total"] == pytest.approx(estimated.memory_per_chip_bytes["total"], rel=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", FFN_LAYOUTS)
+@pytest.mark.parametrize("batch", [64, 512])
+def test_palm_540b_decode_fits_64_chips_as_estimated(layout, batch):
+    compiled, estimated = _decode(layout, batch, "palm-540b-64h", 64, "4x4x4")
+    assert compiled.fits and estimated.fits
+    assert compiled.memory_per_chip_bytes["total"] == pytest.approx(estimated.memory_per_chip_bytes["total"], rel=0.05)
