@@ -81,7 +81,7 @@ def test_palm_8b_compiles_to_the_estimated_collectives(layout, phase, batch, att
     _check(*_rows("palm-8b", 8, "2x2x2", layout, phase, batch, attention), layout)
 
 
-# 2D decode at 512 with the loops does not fit 32 GiB (31.8 GiB): memory, not communication.
+# 2D decode at 512 with the loops (30.06 GiB of 30.75: it fits) is left out to keep the slow set short.
 FULL_SIZE = [(layout, *case) for layout in ("1d-ws", "2d-ws") for case in CASES if (layout, case[1]) != ("2d-ws", 512)]
 
 
