@@ -10,9 +10,8 @@ estimate's step time (which, with collective matmul, hides the loop's communicat
     JAX_PLATFORMS=cpu python benchmarks/cross_check.py --model palm-540b-64h --chips 64 --mesh 4x4x4
 """
 
-import argparse
+from topology_arguments import topology_parser
 
-from layouts import FFN_LAYOUTS
 from layouts.bench.cell import Cell
 from layouts.bench.compile_rows import compile_cell, cross_check, prescribed_comm_bytes
 from layouts.bench.estimate_rows import estimate_cell
@@ -31,16 +30,8 @@ def _cases(args) -> list[tuple[str, int, str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="palm-8b")
-    parser.add_argument("--target", default="tpu-v4")
-    parser.add_argument("--chips", type=int, default=8)
-    parser.add_argument("--mesh", default="2x2x2")
-    parser.add_argument("--decode-batches", type=int, nargs="+", default=[64, 512])
-    parser.add_argument("--prefill-batch", type=int, default=1)
-    parser.add_argument("--input-len", type=int, default=2048)
+    parser = topology_parser(__doc__.splitlines()[0], prefill_batch=1)
     parser.add_argument("--context-len", type=int, default=2048)
-    parser.add_argument("--layouts", nargs="+", default=list(FFN_LAYOUTS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="partitioner/collective matmul")
     args = parser.parse_args()
     print(f"{args.model} on {args.target} {args.mesh}; compiled ÷ estimated link bytes per chip per step (estimate in MB)")

@@ -9,9 +9,8 @@ holds it once. GiB per chip.
     JAX_PLATFORMS=cpu python benchmarks/memory_table.py --model palm-540b-64h --chips 64 --mesh 4x4x4
 """
 
-import argparse
+from topology_arguments import topology_parser
 
-from layouts import FFN_LAYOUTS
 from layouts.bench.cell import Cell
 from layouts.bench.compile_rows import compile_cell
 from layouts.bench.estimate_rows import estimate_cell
@@ -31,16 +30,7 @@ def _gib(value) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="palm-8b")
-    parser.add_argument("--target", default="tpu-v4")
-    parser.add_argument("--chips", type=int, default=8)
-    parser.add_argument("--mesh", default="2x2x2")
-    parser.add_argument("--decode-batches", type=int, nargs="+", default=[64, 512])
-    parser.add_argument("--prefill-batch", type=int, default=512)
-    parser.add_argument("--input-len", type=int, default=2048)
-    parser.add_argument("--layouts", nargs="+", default=list(FFN_LAYOUTS))
-    args = parser.parse_args()
+    args = topology_parser(__doc__.splitlines()[0], prefill_batch=512).parse_args()
     print(f"{args.model} on {args.target} {args.mesh}; GiB per chip")
     print(f"{'layout':7} {'phase':7} {'batch':>5} {'attn':5} {'est.':>7} {'compiled':>9} {'÷ est.':>7} {'temps':>7} {'KV':>6}  verdict")
     for layout in args.layouts:
