@@ -7,7 +7,7 @@ from layouts.bench.matrix import Matrix
 from cli.options import positive_ints, split_list
 from layouts.bench.cell import Cell
 
-_INTEGER_FLAGS = ("chips", "batch", "input_len", "context_len", "gen_tokens")
+_INTEGER_FLAGS = ("chips", "batch", "input_len", "context_len", "gen_tokens", "prefill_chunk")
 _TEXT_FLAGS = ("model", "mesh", "target", "phase", "weights", "partitioner", "collective_matmul")
 
 

@@ -74,6 +74,10 @@ def cell_options(function):
         click.option("--input-len", help=f"prompt tokens [default: {CELL_DEFAULTS['input_len']}]"),
         click.option("--context-len", help="KV-cache length a decode step attends over [default: input length]"),
         click.option("--gen-tokens", help=f"generated tokens [default: {CELL_DEFAULTS['gen_tokens']}]"),
+        click.option(
+            "--prefill-chunk",
+            help="prompt tokens per sequence each layer takes at a time in prefill (chunked prefill) [default: the largest that fits the target by the estimate, the whole prompt when it fits]",
+        ),
         click.option("--weights", help=f"bf16 or int8 [default: {CELL_DEFAULTS['weights']}]"),
         click.option(
             "--partitioner",
@@ -91,5 +95,6 @@ def cell_options(function):
 
 CELL_OPTION_NAMES = (
     "model", "layout", "prefill_layout", "decode_layout", "attention", "prefill_attention", "decode_attention", "chips",
-    "mesh", "target", "phase", "batch", "input_len", "context_len", "gen_tokens", "weights", "partitioner", "collective_matmul",
+    "mesh", "target", "phase", "batch", "input_len", "context_len", "gen_tokens", "prefill_chunk", "weights", "partitioner",
+    "collective_matmul",
 )  # fmt: skip

@@ -10,7 +10,9 @@ from jax.sharding import Mesh
 from layouts.layout import Partitioning
 from layouts.partitioners import DEFAULT_PARTITIONER, placement_hook
 from layouts.sharding import cache_shardings, param_shardings
+from layouts.steps import check_chunkable
 from zoo.generation import Generated, generate
+from zoo.inference import check_prefill_chunk
 from zoo.kv_cache import abstract_cache, init_cache
 from zoo.sampling import GREEDY, Sampling
 from zoo.transformer import Transformer
@@ -29,10 +31,14 @@ def sharded_generate(
     stop_token: int | None = None,
     partitioner: str = DEFAULT_PARTITIONER,
     collective_matmul: str = "none",
+    prefill_chunk: int | None = None,
 ) -> Generated:
-    """`generate` with its prefill under `prefill_partitioning` and its decode steps under
-    `decode_partitioning`, their collectives written by `partitioner` (see `build_steps`)."""
+    """`generate` with its prefill under `prefill_partitioning` (`prefill_chunk` tokens per sequence
+    at a time; None, the whole prompt) and its decode steps under `decode_partitioning`, their
+    collectives written by `partitioner` (see `build_steps`)."""
     batch, length = prompt.shape
+    check_prefill_chunk(prefill_chunk)
+    check_chunkable(prefill_partitioning, prefill_chunk, length)
     max_len = length + max_new_tokens
     cache_sharding = cache_shardings(abstract_cache(model.config, batch, max_len), prefill_partitioning, mesh)
     cache = jax.jit(partial(init_cache, model.config, batch, max_len), out_shardings=cache_sharding)()
@@ -45,6 +51,7 @@ def sharded_generate(
             stop_token=stop_token,
             constrain=placement_hook(prefill_partitioning, mesh, partitioner, collective_matmul),
             decode_constrain=placement_hook(decode_partitioning, mesh, partitioner, collective_matmul),
+            prefill_chunk=prefill_chunk,
         ),
         donate_argnames=("cache",),
     )

@@ -13,12 +13,13 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
+from layouts.errors import LayoutError
 from layouts.layout import Partitioning
 from layouts.partitioners import DEFAULT_PARTITIONER, placement_hook
 from layouts.sharding import activation_sharding, cache_shardings, param_shardings
-from zoo.inference import decode_step, prefill
+from zoo.inference import check_prefill_chunk, decode_step, prefill
 from zoo.kv_cache import KVCache, abstract_cache
-from zoo.logical_axes import BATCH, LOGITS_VOCAB, SEQ
+from zoo.logical_axes import BATCH, LOGITS_VOCAB, SEQ, Role
 from zoo.transformer import Transformer
 
 
@@ -63,6 +64,16 @@ def _phase_program(
     return PhaseProgram(step, model_shardings, token_sharding, cache_sharding, tuple(token_shape))
 
 
+def check_chunkable(partitioning: Partitioning, chunk: int | None, input_len: int) -> None:
+    """Raises LayoutError if `partitioning` splits the sequence and prefill is to be chunked: a
+    chunk is a slice of the sequence, which must then be whole on every chip."""
+    if chunk is not None and chunk < input_len and partitioning.axes(Role.ACTIVATION, SEQ):
+        raise LayoutError(
+            f"layout {partitioning.name} splits the sequence over {','.join(partitioning.axes(Role.ACTIVATION, SEQ))}, so prefill cannot "
+            f"run in chunks of {chunk} tokens; give a chunk of at least the prompt's {input_len} tokens"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class ShardedSteps:
     prefill: PhaseProgram
@@ -89,14 +100,19 @@ def build_steps(
     cache_dtype: str | None = None,
     partitioner: str = DEFAULT_PARTITIONER,
     collective_matmul: str = "none",
+    prefill_chunk: int | None = None,
 ) -> ShardedSteps:
     """Steps for `batch` prompts of `input_len` tokens and a cache of `max_len` (model may be
     abstract), their collectives written out by `partitioner` ("explicit" or "compiler"), the
     explicit partitioner's projection reduce-scatters as collective matmuls if `collective_matmul`
-    is "unidirectional" or "bidirectional"."""
+    is "unidirectional" or "bidirectional". Prefill takes `prefill_chunk` tokens per sequence at a
+    time (`zoo.inference.prefill`; None, the whole prompt)."""
+    check_prefill_chunk(prefill_chunk)
+    check_chunkable(prefill_partitioning, prefill_chunk, input_len)
     cache = abstract_cache(model.config, batch, max_len, cache_dtype)
+    chunked_prefill = partial(prefill, chunk=prefill_chunk)
     return ShardedSteps(
-        prefill=_phase_program(prefill_partitioning, mesh, model, cache, (batch, input_len), prefill, partitioner, collective_matmul),
+        prefill=_phase_program(prefill_partitioning, mesh, model, cache, (batch, input_len), chunked_prefill, partitioner, collective_matmul),
         decode=_phase_program(decode_partitioning, mesh, model, cache, (batch,), decode_step, partitioner, collective_matmul),
         mesh=mesh,
     )

@@ -80,3 +80,24 @@ def test_sharded_greedy_generation_gives_the_same_tokens(reference, devices, ffn
         collective_matmul=collective_matmul,
     )
     np.testing.assert_array_equal(np.asarray(got.tokens), np.asarray(expected.tokens))
+
+
+@pytest.mark.parametrize("partitioner", PARTITIONERS)
+@pytest.mark.parametrize("ffn", list(FFN_LAYOUTS))
+def test_chunked_prefill_equals_the_whole_prompt(reference, devices, ffn, partitioner):
+    """Chunks of 4 tokens (one whole chunk and a remainder of 2) attend over the cache written so
+    far: the last position's logits and every cached key and value equal the unchunked prefill's."""
+    model, tokens, expected = reference
+    config = model.config
+    partitioning = Partitioning(FFN_LAYOUTS[ffn], ATTENTION_LAYOUTS["heads"], config)
+    steps = build_steps(
+        model, partitioning, partitioning, make_mesh((2, 2, 2)), batch=BATCH, input_len=PROMPT, max_len=PROMPT + DECODE_STEPS,
+        partitioner=partitioner, prefill_chunk=4,
+    )  # fmt: skip
+    cache = jax.device_put(init_cache(config, BATCH, PROMPT + DECODE_STEPS), steps.prefill.cache_shardings)
+    logits, cache = steps.prefill.step(steps.place_model(model, "prefill"), tokens[:, :PROMPT], cache)
+    _, whole = jax.jit(prefill)(model, tokens[:, :PROMPT], init_cache(config, BATCH, PROMPT + DECODE_STEPS))
+    np.testing.assert_allclose(np.asarray(logits), expected[:, 0], atol=FP32_ATOL, rtol=FP32_RTOL)
+    np.testing.assert_allclose(np.asarray(cache.k), np.asarray(whole.k), atol=FP32_ATOL, rtol=FP32_RTOL)
+    np.testing.assert_allclose(np.asarray(cache.v), np.asarray(whole.v), atol=FP32_ATOL, rtol=FP32_RTOL)
+    assert int(cache.length) == PROMPT

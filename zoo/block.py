@@ -11,13 +11,16 @@ from zoo.kv_cache import LayerSlot
 from zoo.logical_axes import BATCH, MATMUL_EMBED, RESIDUAL_EMBED, SEQ, Role
 from zoo.mlp import FeedForward
 from zoo.norm import LayerNorm
-from zoo.weights import use_bias
+from zoo.weights import use_bias, with_weights_used
 
 RESIDUAL_NAMES = (BATCH, SEQ, RESIDUAL_EMBED)
 RESIDUAL = placed(Role.ACTIVATION, RESIDUAL_NAMES)
 _MATMUL_INPUT_NAMES = (BATCH, SEQ, MATMUL_EMBED)
 MATMUL_INPUT = placed(Role.ACTIVATION, _MATMUL_INPUT_NAMES)
 
+
+def _projection_weights(block: "Block") -> tuple:
+    return (block.attention.w_q, block.attention.w_kv, block.attention.w_o, block.mlp.w_in, block.mlp.w_out)
 
 
 class Block(eqx.Module):
@@ -63,6 +66,11 @@ class Block(eqx.Module):
         mlp_out, mlp_placed = self.mlp(h, MATMUL_INPUT, constrain)
         x = x + constrain(mlp_out, Role.ACTIVATION, RESIDUAL_NAMES, source=mlp_placed)
         return x + self._output_biases(dtype, constrain, self.mlp.b_out), cache
+
+    def with_weights_used(self, dtype, constrain: Constrain) -> "Block":
+        """This layer with its projection weights placed for use now, once (`zoo.weights.UsedWeight`),
+        for a loop that then runs it over several chunks of the prompt."""
+        return with_weights_used(self, _projection_weights, dtype, constrain)
 
     @staticmethod
     def _output_biases(dtype, constrain: Constrain, *biases) -> Array | float:

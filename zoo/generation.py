@@ -46,11 +46,13 @@ def generate(
     cache: KVCache | None = None,
     constrain: Constrain = no_constraint,
     decode_constrain: Constrain | None = None,
+    prefill_chunk: int | None = None,
 ) -> Generated:
     """Generates up to `max_new_tokens` tokens after `prompt`. Jit it with the keyword arguments
     static (see `generate_jit`); a given cache (e.g. one placed by a layout) must be empty.
     `decode_constrain` places the decode steps when they use another layout than prefill; the
-    cache moves to its decode placement once, between the phases."""
+    cache moves to its decode placement once, between the phases. `prefill_chunk`: the prompt's
+    tokens per sequence each layer takes at a time (see `prefill`)."""
     batch, length = prompt.shape
     check_token_budget(length, max_new_tokens)
     if cache is None:
@@ -58,7 +60,7 @@ def generate(
     check_prompt(model, prompt, cache.max_len, max_new_tokens - 1)
     stop = jnp.int32(-1 if stop_token is None else stop_token)
 
-    logits, cache = prefill(model, prompt, cache, constrain=constrain)
+    logits, cache = prefill(model, prompt, cache, constrain=constrain, chunk=prefill_chunk)
     if decode_constrain is None:
         decode_constrain = constrain
     else:

@@ -45,11 +45,13 @@ def forward(model: Transformer, tokens: Int[Array, "B T"], *, constrain: Constra
     return constrain.step(body, model, tokens, None, LOGITS_NAMES)[0]
 
 
-def _extend(model: Transformer, tokens: Int[Array, "B T"], cache: KVCache, constrain: Constrain) -> tuple[Float[Array, "B V"], KVCache]:
+def _extend(
+    model: Transformer, tokens: Int[Array, "B T"], cache: KVCache, constrain: Constrain, chunk: int | None = None
+) -> tuple[Float[Array, "B V"], KVCache]:
     def body(model, tokens, cache):
         positions = cache.length + jnp.arange(tokens.shape[1], dtype=jnp.int32)[None, :]
-        x = model.embed(tokens, positions, constrain)
-        x, (k, v) = model(x, positions, (cache.k, cache.v), cache.length, constrain)
+        x = model.embed(tokens, positions, constrain, chunk)
+        x, (k, v) = model(x, positions, (cache.k, cache.v), cache.length, constrain, chunk)
         logits = model.logits(x[:, -1:], constrain)[:, 0]
         at_cache = placed(Role.CACHE, CACHE_NAMES)
         k = constrain(k, Role.CACHE, CACHE_NAMES, source=at_cache)
@@ -60,13 +62,22 @@ def _extend(model: Transformer, tokens: Int[Array, "B T"], cache: KVCache, const
 
 
 def prefill(
-    model: Transformer, tokens: Int[Array, "B T"], cache: KVCache, *, constrain: Constrain = no_constraint
+    model: Transformer, tokens: Int[Array, "B T"], cache: KVCache, *, constrain: Constrain = no_constraint, chunk: int | None = None
 ) -> tuple[Float[Array, "B V"], KVCache]:
-    """Writes the prompt's keys and values into the cache; returns the last position's logits."""
+    """Writes the prompt's keys and values into the cache; returns the last position's logits.
+    `chunk`: tokens per sequence each layer takes at a time (chunked prefill, equal to the whole
+    prompt at once but with one chunk's working memory); None, the whole prompt."""
     check_prompt(model, tokens, cache.max_len)
+    check_prefill_chunk(chunk)
     if tokens.shape[0] != cache.batch:
         raise PromptError(f"prompt batch {tokens.shape[0]} does not match the cache's batch {cache.batch}")
-    return _extend(model, tokens, cache, constrain)
+    return _extend(model, tokens, cache, constrain, chunk)
+
+
+def check_prefill_chunk(chunk) -> None:
+    """Raises PromptError unless `chunk` is None or a positive integer."""
+    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
+        raise PromptError(f"a prefill chunk is a positive number of tokens per sequence, got {chunk!r}")
 
 
 def decode_step(

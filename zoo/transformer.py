@@ -47,8 +47,24 @@ class Transformer(eqx.Module):
         self.unembedding = None if config.tie_embeddings else init_weight(key_head, (E, V), (EMBED, VOCAB), config.dtype, fan_in=E)
         self.config = config
 
-    def embed(self, tokens: Int[Array, "B T"], positions: Int[Array, "1 T"], constrain: Constrain) -> Float[Array, "B T E"]:
-        """Token embeddings (plus learned positions) in the residual stream's placement."""
+    def embed(self, tokens: Int[Array, "B T"], positions: Int[Array, "1 T"], constrain: Constrain, chunk: int | None = None) -> Float[Array, "B T E"]:
+        """Token embeddings (plus learned positions) in the residual stream's placement; `chunk`
+        tokens per sequence at a time when it is below T (the lookup's partial rows are whole
+        over E before they are reduced: chunked prefill chunks them too)."""
+        length = tokens.shape[1]
+        if chunk is None or chunk >= length:
+            return self._embed(tokens, positions, constrain)
+
+        def run(x, start, size):
+            piece = self._embed(jax.lax.dynamic_slice_in_dim(tokens, start, size, 1), jax.lax.dynamic_slice_in_dim(positions, start, size, 1), constrain)
+            return jax.lax.dynamic_update_slice_in_dim(x, piece, start, axis=1)
+
+        # The first chunk gives the residual stream's shape on this chip (the sequence is never split).
+        first = self._embed(tokens[:, :chunk], positions[:, :chunk], constrain)
+        x = jax.lax.dynamic_update_slice_in_dim(jnp.zeros((first.shape[0], length, *first.shape[2:]), first.dtype), first, 0, axis=1)
+        return _over_chunks(run, x, chunk, length, chunk)
+
+    def _embed(self, tokens: Int[Array, "B T"], positions: Int[Array, "1 T"], constrain: Constrain) -> Float[Array, "B T E"]:
         dtype = jnp.dtype(self.config.dtype)
         # The table is looked up where it is stored, as the output head uses it: a weight-gathered
         # layout never gathers it. The ids go where the head's input goes (HEAD_BATCH), off the
@@ -69,9 +85,17 @@ class Transformer(eqx.Module):
         cache: StackedCache | None,
         write_index: Int[Array, ""] | None,
         constrain: Constrain,
+        chunk: int | None = None,
     ) -> tuple[Float[Array, "B T E"], StackedCache | None]:
         """Runs every block on the residual stream `x`; `cache` holds the stacked [N, B, S, K, Q]
-        keys and values. The final norm is the output head's (`logits`)."""
+        keys and values. The final norm is the output head's (`logits`).
+
+        With a cache, `chunk` tokens per sequence at a time when `chunk` is below T (chunked
+        prefill): each layer runs over the prompt's chunks in order, each chunk attending over the
+        cache written so far, so the result equals the unchunked pass while a layer's working
+        memory (attention scores, the FFN hidden) is that of one chunk. Layers are the outer loop
+        and chunks the inner one, so each layer's weights are placed for use (gathered, under a
+        weight-gathered layout) once per prefill rather than once per chunk."""
 
         if cache is None:
 
@@ -80,11 +104,18 @@ class Transformer(eqx.Module):
 
             return jax.lax.scan(layer, x, self.blocks)[0], None
 
+        length = x.shape[1]
+        chunked = chunk is not None and chunk < length
+
         # The cache rides in the loop's carry and each layer writes into it in place (LayerSlot).
         def cached_layer(carry, scanned):
             x, k, v = carry
             block, index = scanned
-            x, slot = strip_layers_axis_names(block)(x, positions, LayerSlot(k, v, index), write_index, constrain)
+            block, slot = strip_layers_axis_names(block), LayerSlot(k, v, index)
+            if chunked:
+                x, slot = _run_in_chunks(block.with_weights_used(x.dtype, constrain), x, positions, slot, write_index, chunk, constrain)
+            else:
+                x, slot = block(x, positions, slot, write_index, constrain)
             return (x, slot.k, slot.v), None
 
         (x, k, v), _ = jax.lax.scan(cached_layer, (x, *cache), (self.blocks, jnp.arange(self.config.n_layers, dtype=jnp.int32)))
@@ -107,6 +138,33 @@ class Transformer(eqx.Module):
         weight, subscripts = (self.embedding, "BTE,VE->BTV") if self.unembedding is None else (self.unembedding, "BTE,EV->BTV")
         logits = constrain.contract(subscripts, x, head_input, use_weight(weight, dtype, constrain, Role.WEIGHT), used(weight, Role.WEIGHT))
         return constrain(logits[0], Role.ACTIVATION, LOGITS_NAMES, source=logits[1]).astype(jnp.float32)
+
+
+def _run_in_chunks(
+    block: Block, x: Float[Array, "B T E"], positions: Int[Array, "1 T"], slot: LayerSlot, write_index: Int[Array, ""], chunk: int, constrain: Constrain
+) -> tuple[Float[Array, "B T E"], LayerSlot]:
+    """One layer over `x` in chunks of `chunk` tokens per sequence, in order; each chunk's output
+    overwrites its input in `x`."""
+
+    def run(carry, start, size):
+        x, slot = carry
+        piece = jax.lax.dynamic_slice_in_dim(x, start, size, axis=1)
+        piece_positions = jax.lax.dynamic_slice_in_dim(positions, start, size, axis=1)
+        out, slot = block(piece, piece_positions, slot, write_index + start, constrain)
+        return jax.lax.dynamic_update_slice_in_dim(x, out.astype(x.dtype), start, axis=1), slot
+
+    return _over_chunks(run, (x, slot), 0, x.shape[1], chunk)
+
+
+def _over_chunks(run, carry, start: int, length: int, chunk: int):
+    """`carry` after `run(carry, start, size)` on each chunk from `start` to `length`, in order: a
+    loop over the whole chunks of `chunk` tokens, then the remainder, if any."""
+    whole = (length - start) // chunk
+    starts = start + jnp.arange(whole, dtype=jnp.int32) * chunk
+    carry, _ = jax.lax.scan(lambda carry, at: (run(carry, at, chunk), None), carry, starts)
+    if (length - start) % chunk:
+        carry = run(carry, jnp.int32(start + whole * chunk), (length - start) % chunk)
+    return carry
 
 
 def build_abstract(config: ModelConfig) -> Transformer:

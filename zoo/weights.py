@@ -65,10 +65,30 @@ class Int8Weight(AbstractWeight):
         return tuple(self.quantized.shape)
 
 
+class UsedWeight(AbstractWeight):
+    """A weight already as matmuls consume it (`use_weight`'s result: gathered, dequantized, in the
+    compute dtype). A loop that runs a layer several times over (chunked prefill) makes these once,
+    before it, so a weight-gathered layout gathers each weight once per layer, not once per pass."""
+
+    value: Float[Array, "..."]
+    names: AxisNames = eqx.field(static=True)
+
+    def materialize(self, dtype) -> Array:
+        return self.value.astype(dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.value.shape)
+
+
 def use_weight(weight: AbstractWeight, dtype, constrain: Constrain, role: Role = Role.WEIGHT_USE) -> Array:
     """A weight as a matmul consumes it: in the compute dtype, laid out as the layout wants it used
     (weight-gathered layouts all-gather here; an int8 weight is gathered as int8 and its scales,
     then dequantized, so the links carry one byte per element). `role` WEIGHT: where it is stored."""
+    if isinstance(weight, UsedWeight):
+        if role is not Role.WEIGHT_USE:
+            raise ValueError(f"a weight already placed for use cannot be used as {role.value}")
+        return weight.value.astype(dtype)
     if isinstance(weight, Int8Weight):
         quantized = constrain(weight.quantized, role, weight.names, source=placed(Role.WEIGHT, weight.names))
         scale = constrain(weight.scale, role, weight.scale_names, source=placed(Role.WEIGHT, weight.scale_names))
@@ -79,6 +99,12 @@ def use_weight(weight: AbstractWeight, dtype, constrain: Constrain, role: Role =
 def used(weight: AbstractWeight, role: Role = Role.WEIGHT_USE) -> Placed:
     """Where `use_weight` puts the weight."""
     return placed(role, weight.names)
+
+
+def with_weights_used(tree, where, dtype, constrain: Constrain):
+    """`tree` with the weights `where(tree)` selects replaced by `UsedWeight`s: each used once, here."""
+    chosen = where(tree)
+    return eqx.tree_at(where, tree, [UsedWeight(use_weight(weight, dtype, constrain), weight.names) for weight in chosen])
 
 
 def use_bias(bias: AbstractWeight | None, dtype, constrain: Constrain, role: Role, names: AxisNames) -> Array | float:

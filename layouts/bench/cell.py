@@ -7,6 +7,8 @@ with one line, before any expensive work.
 import dataclasses
 from typing import Literal
 
+from layouts.compiled.targets import LOCAL, local_chip, target_chip
+from layouts.cost.chunking import choose_prefill_chunk
 from layouts.errors import MeshError
 from layouts.layout import Partitioning
 from layouts.mesh import MeshShape, choose_mesh_shape, format_mesh, parse_mesh
@@ -42,12 +44,15 @@ class Cell:
     kv_dtype: str = "bfloat16"
     partitioner: str = DEFAULT_PARTITIONER  # who writes the collectives of compile and run
     collective_matmul: str = "none"  # the explicit partitioner's looped collective einsum
+    # Prefill's tokens per sequence a layer takes at a time; None: the largest that fits the target
+    # by the estimate (`layouts.cost.chunking`), the whole prompt when it fits.
+    prefill_chunk: int | None = None
 
     def __post_init__(self) -> None:
         check_collective_matmul(self.collective_matmul, check_partitioner(self.partitioner))
         if not isinstance(self.chips, int) or isinstance(self.chips, bool) or self.chips <= 0:
             raise ZooError(f"chips must be a positive integer, got {self.chips!r}")
-        self.workload  # checks the sizes and the weight format
+        self.workload  # checks the sizes, the weight format and the prefill chunk
         if self.phase not in PHASES:
             raise ZooError(f"phase must be one of {', '.join(PHASES)}, got {self.phase!r}")
         if self.mesh is not None:
@@ -62,7 +67,7 @@ class Cell:
     @property
     def workload(self) -> Workload:
         """The sizes the cost model and the compiled steps are built for."""
-        return Workload(self.batch, self.input_len, self.decode_context, self.gen_tokens, self.weights, self.kv_dtype)
+        return Workload(self.batch, self.input_len, self.decode_context, self.gen_tokens, self.weights, self.kv_dtype, self.prefill_chunk)
 
     def cache_len(self, phase: str) -> int:
         """Tokens the KV cache holds in `phase` (see `Workload.cache_len`)."""
@@ -91,6 +96,19 @@ class ResolvedCell:
     partitionings: dict[str, Partitioning]
     mesh_shapes: dict[str, MeshShape]
 
+    def workload(self, phase: str) -> Workload:
+        """The sizes `phase` is estimated, compiled and run for: the cell's, with prefill's chunk
+        chosen for the target when the cell leaves it open (a local target without a chip preset:
+        the whole prompt)."""
+        workload = self.cell.workload
+        if phase != "prefill" or workload.prefill_chunk is not None:
+            return workload
+        chip = local_chip() if self.cell.target == LOCAL else target_chip(self.cell.target, self.cell.chips)
+        if chip is None:
+            return dataclasses.replace(workload, prefill_chunk=workload.input_len)
+        chunk = choose_prefill_chunk(self.partitionings["prefill"], chip, self.mesh_shapes["prefill"], workload)
+        return dataclasses.replace(workload, prefill_chunk=chunk)
+
     def mesh_name(self, phase: str) -> str:
         return format_mesh(self.mesh_shapes[phase])
 
@@ -102,10 +120,13 @@ class ResolvedCell:
 
     def row(self, phase: str, source: Source, *, target: str | None = None, hbm_bytes: int | None = None) -> ResultRow:
         """This cell's result row for `phase`, with the keys every source shares filled in."""
-        return base_row(
+        row = base_row(
             self.cell, phase, source, layout=self.layout_name(phase), attention=self.attention_name(phase),
             mesh=self.mesh_name(phase), target=target, hbm_bytes=hbm_bytes,
         )  # fmt: skip
+        if phase == "prefill":
+            row.prefill_chunk = self.workload(phase).chunk_len
+        return row
 
 
 def base_row(cell: Cell, phase: str, source: Source, *, layout: str, attention: str, mesh: str, target: str | None = None, hbm_bytes: int | None = None) -> ResultRow:
@@ -127,6 +148,7 @@ def base_row(cell: Cell, phase: str, source: Source, *, layout: str, attention: 
         partitioner=None if source == "estimate" else cell.partitioner,
         collective_matmul=cell.collective_matmul,
         hbm_bytes=hbm_bytes,
+        prefill_chunk=cell.prefill_chunk if phase == "prefill" else None,
     )
 
 

@@ -48,7 +48,7 @@ def compile_cell(cell: Cell) -> list[ResultRow]:
     rows = []
     for phase in cell.phases:
         row = resolved.row(phase, "compile", hbm_bytes=target.hbm_bytes())
-        compiled = compile_phase(resolved.partitionings[phase], resolved.mesh_shapes[phase], cell.workload, phase, devices, cell.partitioner, cell.collective_matmul)
+        compiled = compile_phase(resolved.partitionings[phase], resolved.mesh_shapes[phase], resolved.workload(phase), phase, devices, cell.partitioner, cell.collective_matmul)
         row.compile_time_s = compiled.seconds
         row = _failed(row, compiled) if compiled.failure is not None else _fill(row, compiled)
         rows.append(row.does_not_fit() if row.status == "ok" and row.fits is False else row)

@@ -21,7 +21,7 @@ def estimate_cell(cell: Cell, mode: str = "calibrated") -> list[ResultRow]:
     chip = target_chip(cell.target, cell.chips)
     rows = []
     for phase in cell.phases:
-        found = estimate_phase(resolved.partitionings[phase], chip, resolved.mesh_shapes[phase], cell.workload, phase, mode, cell.collective_matmul)
+        found = estimate_phase(resolved.partitionings[phase], chip, resolved.mesh_shapes[phase], resolved.workload(phase), phase, mode, cell.collective_matmul)
         row = resolved.row(phase, "estimate", hbm_bytes=chip.program_hbm_bytes)
         row.mesh = format_mesh(found.mesh_shape)
         row.step_time_s, row.latency_s, row.tokens_per_s = found.step_time_s, found.latency_s, found.tokens_per_s

@@ -41,6 +41,7 @@ class Matrix:
     weights: tuple[str, ...] = ()
     partitioner: tuple[str, ...] = ()
     collective_matmul: tuple[str, ...] = ()
+    prefill_chunk: tuple[int, ...] = ()
     source: tuple[str, ...] = ("estimate",)
 
     def __post_init__(self) -> None:
@@ -96,7 +97,7 @@ def default_matrices() -> list[Matrix]:
     return matrices
 
 
-_INTEGER_AXES = {"chips", "batch", "input_len", "context_len", "gen_tokens"}
+_INTEGER_AXES = {"chips", "batch", "input_len", "context_len", "gen_tokens", "prefill_chunk"}
 
 
 def load_experiment(path_like: str | Path) -> list[Matrix]:

@@ -43,6 +43,7 @@ class ResultRow:
     source: Source
     partitioner: str | None = None  # compile and run: "explicit" or "compiler" (layouts.partitioners)
     collective_matmul: str = "none"  # "unidirectional" or "bidirectional": layouts.collective_matmul
+    prefill_chunk: int | None = None  # prefill rows: tokens per sequence a layer takes at a time
     status: Literal["ok", "error"] = "ok"
     error: str | None = None
     step_time_s: float | None = None

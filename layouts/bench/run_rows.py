@@ -39,13 +39,13 @@ def run_cell(cell: Cell, *, repeats: int = 5, warmup: int = 1, seed: int = 0) ->
     for phase in cell.phases:
         row = resolved.row(phase, "run", target=f"local:{devices[0].platform}", hbm_bytes=chip.hbm_bytes if chip else None)
         row.details = {"device_kind": devices[0].device_kind, "repeats": repeats, "warmup": warmup}
-        compiled = compile_phase(resolved.partitionings[phase], resolved.mesh_shapes[phase], cell.workload, phase, devices, cell.partitioner, cell.collective_matmul)
+        compiled = compile_phase(resolved.partitionings[phase], resolved.mesh_shapes[phase], resolved.workload(phase), phase, devices, cell.partitioner, cell.collective_matmul)
         row.compile_time_s = compiled.seconds
         if compiled.failure is not None:
             rows.append(row.failed(f"compile failed: {compiled.failure_reason}"))
             continue
         try:
-            times = time_phase(compiled, resolved.config, cell.workload, phase, repeats=repeats, warmup=warmup, seed=seed)
+            times = time_phase(compiled, resolved.config, resolved.workload(phase), phase, repeats=repeats, warmup=warmup, seed=seed)
         except LocalMemoryError as error:
             rows.append(row.failed(f"does not fit: {error}"))
             continue

@@ -180,8 +180,8 @@ def compile_phase(
     max_len = workload.cache_len(phase)
     input_len = workload.input_len if phase == "prefill" else 1
     steps = build_steps(
-        model, partitioning, partitioning, mesh, batch=workload.batch, input_len=input_len, max_len=max_len, cache_dtype=workload.kv_dtype, partitioner=partitioner,
-        collective_matmul=collective_matmul,
+        model, partitioning, partitioning, mesh, batch=workload.batch, input_len=input_len, max_len=max_len, cache_dtype=workload.kv_dtype,
+        partitioner=partitioner, collective_matmul=collective_matmul, prefill_chunk=workload.prefill_chunk if phase == "prefill" else None,
     )
     program = getattr(steps, phase)
     arguments = program.abstract_arguments(model, abstract_cache(config, workload.batch, max_len, workload.kv_dtype))

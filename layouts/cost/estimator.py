@@ -48,18 +48,29 @@ class PhaseEstimate:
     details: dict[str, Any]
 
 
-def _memory(partitioning: Partitioning, phase: str, mesh_shape, workload: Workload) -> dict[str, int]:
+def phase_memory(partitioning: Partitioning, phase: str, mesh_shape, workload: Workload) -> dict[str, int]:
+    """Bytes per chip `phase` of `workload` holds at once, by kind and in total (see the module)."""
     config = partitioning.config
     template = phase_template(partitioning, phase)
     ways = axis_ways(mesh_shape)
     matrix_bytes = 1 if workload.weights == "int8" else dtype_bytes(config.dtype)
     weights = sum(term.value(ways, 1, 1, 1) * (matrix_bytes if matrix else dtype_bytes(config.dtype)) for term, matrix in template.stored_weights)
-    kv_cache = template.kv_capacity.value(ways, workload.batch, 1, workload.cache_len(phase)) * config.n_layers * dtype_bytes(workload.kv_dtype)
-    length = workload.input_len if phase == "prefill" else 1
-    residual, hidden, *gathered = template.activation_elements
-    other = (2 * residual.value(ways, workload.batch, length, 1) + hidden.value(ways, workload.batch, length, 1)) * ACTIVATION_BYTES
-    other += 2 * max((term.value(ways, 1, 1, 1) for term in gathered), default=0) * ACTIVATION_BYTES
-    other += template.head_flops.value(ways, workload.batch, 1, 1) / (2 * config.d_model) * 4  # fp32 logits
+    cache_len = workload.cache_len(phase)
+    kv_cache = template.kv_capacity.value(ways, workload.batch, 1, cache_len) * config.n_layers * dtype_bytes(workload.kv_dtype)
+    B = workload.batch
+    # The residual stream of every token a pass takes; a layer takes `chunk` of them at a time.
+    tokens, chunk = (workload.input_len, workload.chunk_len) if phase == "prefill" else (1, 1)
+    chunked = chunk < tokens
+    # Unchunked, a layer's input and output are both live; chunked, each chunk's output overwrites
+    # its input in the one stream the layers carry.
+    other = template.residual_elements.value(ways, B, tokens, 1) * ACTIVATION_BYTES * (1 if chunked else 2)
+    # One chunk's working set: the projections' gathered input (bf16), the FFN hidden and the
+    # queries before the nonlinearity (fp32), the attention scores over the whole cache (fp32).
+    other += template.matmul_input_elements.value(ways, B, chunk, 1) * ACTIVATION_BYTES
+    other += template.hidden_elements.value(ways, B, chunk, 1) * 4
+    other += template.score_elements.value(ways, B, chunk, cache_len) * 4
+    other += 2 * max((term.value(ways, 1, 1, 1) for term in template.gathered_weight_elements), default=0) * ACTIVATION_BYTES
+    other += template.head_flops.value(ways, B, 1, 1) / (2 * config.d_model) * 4  # fp32 logits
     sizes = {"weights": int(weights), "kv_cache": int(kv_cache), "other": int(other)}
     return sizes | {"total": sum(sizes.values())}
 
@@ -90,7 +101,7 @@ def estimate_phase(
     reported = passes.reported
     step = calibration.pass_seconds(reported, chip)
     latency = step if phase == "prefill" else calibration.pass_seconds(passes.mean, chip) * passes.passes
-    memory = _memory(partitioning, phase, mesh_shape, workload)
+    memory = phase_memory(partitioning, phase, mesh_shape, workload)
     layers = reported.layers
     comm = {kind: layers * reported.layer.comm_bytes[kind] + reported.head.comm_bytes[kind] for kind in reported.layer.comm_bytes}
     details = {

@@ -120,7 +120,14 @@ class PhaseTemplate:
     head_weight_elements: Term
     head_collectives: tuple[Collective, ...]
     stored_weights: tuple[tuple[Term, bool], ...]  # every weight's stored elements; True if a matrix
-    activation_elements: tuple[Term, ...]  # the largest live per-layer activations and gathered weights
+    # One layer's largest live tensors (per chip, see `layouts.cost.estimator.phase_memory`): the
+    # residual stream, a projection's gathered input, the fused FFN hidden with the query heads, the
+    # attention scores [B, H, L, S], and the weights a weight-gathered layout gathers.
+    residual_elements: Term
+    matmul_input_elements: Term
+    hidden_elements: Term
+    score_elements: Term
+    gathered_weight_elements: tuple[Term, ...]
     checks: tuple[DimensionCheck, ...]
 
 
@@ -381,7 +388,11 @@ def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
         head_weight_elements=head_used,
         head_collectives=tuple(head.collectives),
         stored_weights=stored_weights,
-        activation_elements=(residual.term(), hidden.term(), *gathered_extra),
+        residual_elements=residual.term(),
+        matmul_input_elements=_Tensor(residual.sizes, (act(BATCH), act(SEQ), act(MATMUL_EMBED))).term(),
+        hidden_elements=hidden.term(),
+        score_elements=Term(H, attention_split, batch=True, seq=True, cache=True),
+        gathered_weight_elements=tuple(gathered_extra),
         checks=_checks(partitioning),
     )
 
@@ -498,28 +509,33 @@ class PassTerms:
 
 
 def _stage(
-    flops, attention, weights, kv, collectives, chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes, collective_matmul: str = "none"
+    flops, attention, weights, kv, collectives, chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes, collective_matmul: str = "none", chunks: int = 1
 ) -> StageTerms:
+    """`chunks`: how many times the stage runs over parts of the L tokens (chunked prefill). FLOPs
+    and bytes moved are linear in L, so only what each run pays whole repeats: the weights read
+    from HBM and each activation collective's latency. Weights are gathered once (the program
+    gathers a layer's weights before its chunk loop)."""
     comm_bytes = dict.fromkeys(COLLECTIVE_KINDS, 0.0)
     seconds, count = 0.0, 0
     for collective in collectives:
         moved = collective.elements.value(ways, B, L, S) * (weight_bytes if collective.weight else activation_bytes)
         time = collective_time(collective, moved, chip, mesh_shape)
+        runs = 1 if collective.weight else chunks
         if time and collective.looped_with and collective_matmul != "none":
             # A collective matmul: the ring's passes hide behind the partial matmuls, up to the
             # smaller of the two, and each of its n − 1 passes is a collective with its latency.
             compute = sum(term.value(ways, B, L, S) for term in collective.looped_with) / chip.peak_flops
             comm_bytes[collective.kind] += moved
             seconds += time - min(time, compute)
-            count += ways[collective.axes] - 1
+            count += (ways[collective.axes] - 1) * runs
         elif time:
             comm_bytes[collective.kind] += moved
             seconds += time
-            count += 1
+            count += runs
     return StageTerms(
         matmul_flops=sum(term.value(ways, B, L, S) for term in flops),
         attention_flops=attention,
-        weight_bytes=sum(term.value(ways, B, L, S) for term in weights) * weight_bytes,
+        weight_bytes=sum(term.value(ways, B, L, S) for term in weights) * weight_bytes * chunks,
         kv_bytes=kv,
         comm_bytes=comm_bytes,
         comm_seconds=seconds,
@@ -540,9 +556,11 @@ def pass_terms(
     kv_bytes: int,
     activation_bytes: int = ACTIVATION_BYTES,
     collective_matmul: str = "none",
+    chunks: int = 1,
 ) -> PassTerms:
     """The per-chip terms of one pass: `length` new tokens per sequence attending over
-    `cache_length` positions (prefill: both the prompt length; decode: 1 and the context)."""
+    `cache_length` positions (prefill: both the prompt length; decode: 1 and the context), the
+    layers taking them in `chunks` parts (chunked prefill; the head runs once)."""
     ways = axis_ways(mesh_shape)
     B, L, S = batch, length, cache_length
     layer = _stage(
@@ -551,7 +569,7 @@ def pass_terms(
         template.layer_weight_bytes,
         template.kv_elements.value(ways, B, L, S) * kv_bytes,
         template.layer_collectives,
-        chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes, collective_matmul,
+        chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes, collective_matmul, chunks,
     )
     head = _stage(
         (template.head_flops,), 0.0, (template.head_weight_elements,), 0.0, template.head_collectives,
@@ -598,7 +616,9 @@ def phase_passes(
         collective_matmul=collective_matmul,
     )
     if phase == "prefill":
-        reported = pass_terms(template, config, chip, mesh_shape, length=workload.input_len, cache_length=workload.input_len, **sizes)
+        reported = pass_terms(
+            template, config, chip, mesh_shape, length=workload.input_len, cache_length=workload.input_len, chunks=workload.prefill_chunks, **sizes
+        )
         return PhasePasses(chip, mesh_shape, reported, reported, 1, workload.tokens(phase))
     context, steps = workload.context_len, workload.gen_tokens
     reported = pass_terms(template, config, chip, mesh_shape, length=1, cache_length=context, **sizes)

@@ -1,0 +1,38 @@
+"""Chunked prefill's chunk: the most tokens per sequence a layer can take at a time and still fit.
+
+Prefill's working memory (attention scores, the FFN hidden) grows with the tokens a layer takes at
+once, while its weights, cache and residual stream do not; chunking the prompt trades a little
+time (each chunk reads the weights again) for that memory. The chunk chosen is the largest of the
+prompt halved 0, 1, 2... times (rounded up, so 2^k chunks at most) whose estimate fits the chip's
+usable HBM: the whole prompt when it fits, and the whole prompt when nothing does (chunking would
+not make it fit, and the row then says how much the whole prompt needs).
+"""
+
+import dataclasses
+
+from layouts.cost.estimator import phase_memory
+from layouts.hardware import Chip
+from layouts.layout import Partitioning
+from layouts.workload import Workload
+from zoo.logical_axes import SEQ, Role
+
+
+def chunk_candidates(input_len: int) -> list[int]:
+    """The prompt, halved until one token: 2048 -> [2048, 1024, ..., 1]; 13 -> [13, 7, 4, 2, 1]."""
+    candidates, chunk = [input_len], input_len
+    while chunk > 1:
+        chunk = -(-chunk // 2)
+        candidates.append(chunk)
+    return candidates
+
+
+def choose_prefill_chunk(partitioning: Partitioning, chip: Chip, mesh_shape: tuple[int, int, int], workload: Workload) -> int:
+    """The largest candidate chunk whose prefill the estimate fits on `chip` (see the module); the
+    whole prompt under a layout that splits the sequence (`layouts.steps.check_chunkable`)."""
+    if partitioning.axes(Role.ACTIVATION, SEQ):
+        return workload.input_len
+    for chunk in chunk_candidates(workload.input_len):
+        memory = phase_memory(partitioning, "prefill", mesh_shape, dataclasses.replace(workload, prefill_chunk=chunk))
+        if memory["total"] <= chip.program_hbm_bytes:
+            return chunk
+    return workload.input_len
