@@ -16,5 +16,6 @@ def topology_parser(description: str, prefill_batch: int) -> argparse.ArgumentPa
     parser.add_argument("--decode-batches", type=int, nargs="+", default=[64, 512])
     parser.add_argument("--prefill-batch", type=int, default=prefill_batch)
     parser.add_argument("--input-len", type=int, default=2048)
+    parser.add_argument("--prefill-chunk", type=int, default=None, help="prompt tokens per sequence a layer takes at a time [default: the estimate's choice]")
     parser.add_argument("--layouts", nargs="+", default=list(FFN_LAYOUTS))
     return parser

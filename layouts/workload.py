@@ -4,6 +4,7 @@ import dataclasses
 from typing import Literal
 
 from zoo.errors import ZooError
+from zoo.kv_cache import allocated_len
 
 WeightsDType = Literal["bf16", "int8"]
 WEIGHT_DTYPES = ("bf16", "int8")
@@ -37,9 +38,9 @@ class Workload:
 
     def cache_len(self, phase: str) -> int:
         """Tokens the KV cache holds in `phase`: the prompt in prefill; in decode, the context plus
-        every generated token (what the generation needs allocated). Estimate, compile and run all
-        size the cache by this."""
-        return self.input_len if phase == "prefill" else self.context_len + self.gen_tokens
+        every generated token (what the generation needs), allocated in whole tiles
+        (`zoo.kv_cache.allocated_len`). Estimate, compile and run all size the cache by this."""
+        return allocated_len(self.input_len if phase == "prefill" else self.context_len + self.gen_tokens)
 
     @property
     def chunk_len(self) -> int:

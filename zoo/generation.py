@@ -10,7 +10,7 @@ from zoo.config import ModelConfig, dtype_bytes
 from zoo.constraints import Constrain, no_constraint
 from zoo.errors import ZooError
 from zoo.inference import check_prompt, decode_step, prefill
-from zoo.kv_cache import CACHE_NAMES, KVCache, init_cache
+from zoo.kv_cache import CACHE_NAMES, KVCache, allocated_len, init_cache
 from zoo.logical_axes import Role
 from zoo.sampling import GREEDY, Sampling, sample
 from zoo.transformer import Transformer
@@ -132,7 +132,7 @@ def generation_bytes(
     stored_weight_bytes = compute_weight_bytes if weight_bytes is None else weight_bytes
     cpu_copies = platform == "cpu" and (config.dtype if weights is None else weights) == "bfloat16"
     copies = _CPU_FLOAT32_COPIES * compute_weight_bytes if cpu_copies else 0
-    cache = config.kv_bytes_per_token(config.dtype) * batch * cache_len
+    cache = config.kv_bytes_per_token(config.dtype) * batch * allocated_len(cache_len)
     ids = 4 * batch * max_new_tokens
     scores = 2 * 4 * batch * config.n_heads * prompt_len * cache_len
     logits = 4 * batch * config.vocab

@@ -5,12 +5,14 @@ no benchmark cell, no devices, nothing compiled.
     estimate_phase(partitioning, get_chip("tpu-v4"), (4, 4, 4), Workload(64, 2048, 2048, 64, "int8"), "decode")
 
 Per-chip memory is what the phase holds at once: the stored weights, the KV cache for the context
-plus the generated tokens, and `other`: one layer's live activations (the residual stream in and
-out, and the FFN hidden with the fused query heads), the logits, and for a weight-gathered layout
-the layer's largest weight gathered, twice: the explicit partitioner gathers a weight split over
-two dimensions in one collective, whose result (blocks in mesh order) is then laid out as the
-matmul takes it, and the compiled program holds both (W_in: 2 × 5.06 GiB per chip for
-palm-540b-64h under wg-xyz on 64 chips). Weights are gathered one layer at a time.
+plus the generated tokens, and `other` (`phase_memory`): the residual stream of the pass, the
+logits, and the larger of the embedding lookup's rows and one layer's working set at a chunk (its
+gathered input, fp32 hidden and attention scores, and what a weight-gathered layout gathers).
+A layer that runs once holds its largest gathered weight twice: the explicit partitioner gathers
+a weight split over two dimensions in one collective, whose result (blocks in mesh order) is then
+laid out as the matmul takes it, and the compiled program holds both (W_in: 2 × 5.06 GiB per chip
+for palm-540b-64h under wg-xyz on 64 chips). A layer that runs over prefill chunks holds all its
+gathered weights across the chunk loop, and the largest's blocks besides.
 """
 
 import dataclasses
@@ -64,12 +66,21 @@ def phase_memory(partitioning: Partitioning, phase: str, mesh_shape, workload: W
     # Unchunked, a layer's input and output are both live; chunked, each chunk's output overwrites
     # its input in the one stream the layers carry.
     other = template.residual_elements.value(ways, B, tokens, 1) * ACTIVATION_BYTES * (1 if chunked else 2)
-    # One chunk's working set: the projections' gathered input (bf16), the FFN hidden and the
-    # queries before the nonlinearity (fp32), the attention scores over the whole cache (fp32).
-    other += template.matmul_input_elements.value(ways, B, chunk, 1) * ACTIVATION_BYTES
-    other += template.hidden_elements.value(ways, B, chunk, 1) * 4
-    other += template.score_elements.value(ways, B, chunk, cache_len) * 4
-    other += 2 * max((term.value(ways, 1, 1, 1) for term in template.gathered_weight_elements), default=0) * ACTIVATION_BYTES
+    # A layer's working set at one chunk: the projections' gathered input (bf16), the FFN hidden
+    # and the queries before the nonlinearity (fp32), the attention scores over the cache (fp32).
+    layer = template.matmul_input_elements.value(ways, B, chunk, 1) * ACTIVATION_BYTES
+    layer += template.hidden_elements.value(ways, B, chunk, 1) * 4
+    layer += template.score_elements.value(ways, B, chunk, cache_len) * 4
+    # Gathered weights: a layer that runs once holds its largest twice (the gathered blocks and
+    # the matmul's layout of them); one that runs over chunks holds all of its gathered weights
+    # across the chunk loop, and the largest's blocks besides.
+    gathered = [term.value(ways, 1, 1, 1) for term in template.gathered_weight_elements]
+    if gathered:
+        layer += (sum(gathered) + max(gathered) if chunked else 2 * max(gathered)) * ACTIVATION_BYTES
+    # The embedding lookup runs before the layers, one chunk at a time: its rows are live when no
+    # layer's are.
+    lookup = sum(term.value(ways, B, chunk, 1) for term in template.lookup_elements) * ACTIVATION_BYTES
+    other += max(layer, lookup)
     other += template.head_flops.value(ways, B, 1, 1) / (2 * config.d_model) * 4  # fp32 logits
     sizes = {"weights": int(weights), "kv_cache": int(kv_cache), "other": int(other)}
     return sizes | {"total": sum(sizes.values())}

@@ -12,6 +12,7 @@ import dataclasses
 import math
 
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
+from layouts.cost.chunking import choose_prefill_chunk
 from layouts.cost.estimator import PhaseEstimate, estimate_phase
 from layouts.workload import Workload
 from layouts.hardware import Chip
@@ -80,13 +81,17 @@ def best_choice(
     mode: str = "calibrated", objective: str = "latency", all_meshes: bool = False,
 ) -> Choice:  # fmt: skip
     """The fastest (`latency`) or cheapest (`cost`) registered layout for `phase` among those that
-    divide the model and fit in HBM; raises ZooError naming why when none does."""
+    divide the model and fit in HBM (a prefill whose workload leaves the chunk open, in the chunk
+    each candidate would take: `layouts.cost.chunking`); raises ZooError naming why when none does."""
     if objective not in OBJECTIVES:
         raise ZooError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     usable, reasons = [], set()
     for name, attention, partitioning, mesh_shape in candidates(config, chips, workload, phase, all_meshes=all_meshes):
         try:
-            found = estimate_phase(partitioning, chip, mesh_shape, workload, phase, mode)
+            chunked = workload
+            if phase == "prefill" and workload.prefill_chunk is None:
+                chunked = dataclasses.replace(workload, prefill_chunk=choose_prefill_chunk(partitioning, chip, mesh_shape, workload))
+            found = estimate_phase(partitioning, chip, mesh_shape, chunked, phase, mode)
         except ZooError as error:
             reasons.add(" ".join(str(error).split()))
             continue

@@ -31,7 +31,7 @@ from layouts.workload import Workload
 from layouts.divisibility import check_divides
 from layouts.hardware import Chip
 from layouts.layout import COLLECTIVE_KINDS, MESH_AXES, Partitioning
-from layouts.transitions import Distribution, canonical, derive, looped_gather, looped_reduce_scatter
+from layouts.transitions import Distribution, canonical, derive, explicit_problem, looped_gather, looped_reduce_scatter, mixed_dimensions
 from zoo.config import ModelConfig, dtype_bytes
 from zoo.quantization import is_matmul_weight
 from zoo.transformer import build_abstract
@@ -128,6 +128,7 @@ class PhaseTemplate:
     hidden_elements: Term
     score_elements: Term
     gathered_weight_elements: tuple[Term, ...]
+    lookup_elements: tuple[Term, ...]  # what the embedding lookup holds for L tokens (`_lookup`)
     checks: tuple[DimensionCheck, ...]
 
 
@@ -346,6 +347,24 @@ def _output_head(partitioning: Partitioning, residual_axes: tuple[Axes, ...], ph
     return flow, _weight_term(partitioning, Role.WEIGHT, (config.vocab, config.d_model), (VOCAB, EMBED))
 
 
+def _lookup(partitioning: Partitioning) -> tuple[Term, ...]:
+    """Per-chip elements the embedding lookup holds (`layouts.explicit.ExplicitConstrain.lookup`):
+    the rows each chip looks up in its shard of the stored table ([B, L, E], batch as the head's
+    input, E as the table splits it), and, when their move into the residual stream needs a
+    permutation among chips, those rows whole over the dimensions the move gathers, twice (the
+    reduction's input and its result, as the compiled program holds them)."""
+    config, act = partitioning.config, _Dataflow(partitioning).act
+    sizes = ("B", "L", config.d_model)
+    rows = Distribution((act(HEAD_BATCH), act(SEQ), partitioning.axes(Role.WEIGHT, EMBED)), canonical(partitioning.axes(Role.WEIGHT, VOCAB)))
+    residual = (act(BATCH), act(SEQ), act(RESIDUAL_EMBED))
+    looked_up = _Tensor(sizes, rows.axes).term()
+    if explicit_problem(rows, residual) is None:
+        return (looked_up,)
+    mixed = mixed_dimensions(rows, residual)
+    whole = _Tensor(sizes, tuple(() if index in mixed else axes for index, axes in enumerate(rows.axes))).term()
+    return looked_up, whole, whole
+
+
 def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
     config = partitioning.config
     F, H, K, Q = config.d_ff, config.n_heads, config.n_kv_heads, config.d_head
@@ -393,6 +412,7 @@ def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
         hidden_elements=hidden.term(),
         score_elements=Term(H, attention_split, batch=True, seq=True, cache=True),
         gathered_weight_elements=tuple(gathered_extra),
+        lookup_elements=_lookup(partitioning),
         checks=_checks(partitioning),
     )
 
