@@ -7,8 +7,9 @@ into one dimension in its group order (mesh order; a group over several axes num
 with the first axis major), and runs on that dimension. What a gather or an all-to-all brings in
 arrives the same way, as blocks in front, which are put back in front of the dimension that lost
 those axes, in the source's order. So a reduce-scatter over y and z onto E (2D weight-stationary's
-block output) is one `psum_scatter` over ("y", "z"), as the cost model counts it. The one
-exception is a reduce-scatter over all three axes, run as two (see `move`).
+block output) is one `psum_scatter` over ("y", "z"), as the cost model counts it. Two
+exceptions (see `move`): a reduce-scatter over all three axes runs as two, and a gather of several
+dimensions that only lose axes (a weight gathered for use) runs as one gather per dimension.
 """
 
 import math
@@ -161,6 +162,13 @@ def move(
             elif (direct := _all_lost(axes, lost)) is not None:  # all-gather of all one dimension loses
                 origin, order = direct
                 blocks.array = lax.all_gather(blocks.array, order, axis=blocks.labels.index((origin, None)), tiled=True)
+            elif (dimensions := _each_lost(axes, lost, gained)) is not None:
+                # Several dimensions that only lose axes (a weight gathered whole for use): one
+                # gather per dimension, in place, the fewest chips first. One gather over all the
+                # axes would bring the blocks in mesh order, which the program then lays out as
+                # the matmul takes them: a copy as large as the gathered weight, held beside it.
+                for origin, order in sorted(dimensions, key=lambda dimension: ways(dimension[1])):
+                    blocks.array = lax.all_gather(blocks.array, order, axis=blocks.labels.index((origin, None)), tiled=True)
             else:  # all_gather
                 blocks.array = lax.all_gather(blocks.array, axes, axis=0, tiled=False)
                 if len(axes) > 1 and blocks.array.ndim == len(blocks.labels) + len(axes):
@@ -176,6 +184,15 @@ def move(
     if sorted(order) != list(range(len(blocks.labels))):
         raise AssertionError(f"{where}: blocks {blocks.labels} left over after {source} -> {destination}")
     return jnp.transpose(blocks.array, order).reshape(tuple(size // ways(after) for size, after in zip(whole, destination)))
+
+
+def _each_lost(axes: Axes, lost: list[Axes], gained: list[Axes]) -> list[tuple[int, Axes]] | None:
+    """If `axes` are all the axes some dimensions lose, each of them gaining none: those
+    dimensions with their lost axes (in their order)."""
+    dimensions = [(index, axes_lost) for index, axes_lost in enumerate(lost) if axes_lost and set(axes_lost) <= set(axes)]
+    if {axis for _, axes_lost in dimensions for axis in axes_lost} != set(axes) or any(gained[index] for index, _ in dimensions):
+        return None
+    return dimensions
 
 
 def _all_lost(axes: Axes, lost: list[Axes]) -> tuple[int, Axes] | None:

@@ -3,15 +3,23 @@ costs (weights read again per chunk, each activation collective's latency again;
 and bad chunks refused in one line. Chunked equals unchunked numerically in
 test_sharded_equals_unsharded.py; what the compiled programs hold, in test_compiled_memory.py."""
 
+from pathlib import Path
+
 import pytest
 from cli_helpers import assert_usage_error, invoke, json_lines
 
+from layouts import build_steps, make_mesh
 from layouts.bench.cell import Cell
 from layouts.bench.estimate_rows import estimate_cell
-from layouts.cost.chunking import chunk_candidates
+from layouts.cost.chunking import choose_prefill_chunk, chunk_candidates
+from layouts.errors import LayoutError
 from layouts.hardware import get_chip
+from layouts.registry import get_partitioning
 from layouts.workload import Workload
+from zoo import build_abstract, get_preset
 from zoo.errors import ZooError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TABLE_2_PREFILL = dict(chips=64, mesh="4x4x4", batch=512, input_len=2048, prefill_attention="batch", phase="prefill")
 
@@ -67,3 +75,18 @@ def test_the_cli_takes_a_chunk_and_refuses_a_bad_one():
     rows = json_lines(invoke("estimate", "--model", "palm-8b", "--phase", "prefill", "--batch", "8", "--prefill-chunk", "512", "--format", "json"))
     assert [row["prefill_chunk"] for row in rows] == [512]
     assert_usage_error(invoke("estimate", "--model", "palm-8b", "--prefill-chunk", "0"), "--prefill-chunk", "positive")
+
+
+def test_a_layout_that_splits_the_sequence_is_never_chunked(tmp_path, devices):
+    # my-2d-ws.toml with the sequence split over x (and E off x): a chunk would be a slice of a
+    # split dimension, so asking for one is refused and the automatic choice is the whole prompt.
+    text = (ROOT / "examples" / "my-2d-ws.toml").read_text()
+    for old, new in (('seq = []', 'seq = ["x"]'), ('residual_embed = ["x", "y", "z"]', 'residual_embed = ["y", "z"]'), ('matmul_embed = ["x"]', "matmul_embed = []")):
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / "seq-x.toml").write_text(text)
+    config = get_preset("palm-tiny")
+    partitioning = get_partitioning(str(tmp_path / "seq-x.toml"), "heads", config)
+    with pytest.raises(LayoutError, match="splits the sequence over x, so prefill cannot run in chunks of 4 tokens"):
+        build_steps(build_abstract(config), partitioning, partitioning, make_mesh((2, 2, 2)), batch=8, input_len=8, max_len=16, prefill_chunk=4)
+    assert choose_prefill_chunk(partitioning, get_chip("tpu-v4"), (2, 2, 2), Workload(8, 8, 8, 8)) == 8

@@ -53,16 +53,21 @@ def test_decode_memory_is_estimated_within_5_percent(layout, batch):
     assert compiled.memory_per_chip_bytes["total"] == pytest.approx(estimated.memory_per_chip_bytes["total"], rel=0.05)
 
 
+# At batch 512 the compiled wg-xyz step keeps W_out's gather in flight beside W_in's and copies the
+# cache at the layer loop (a second cache, as on 8 chips): 17% over the estimate, pinned here.
+PALM_540B_DECODE = [
+    pytest.param(layout, batch, marks=pytest.mark.xfail(strict=True, reason="two gathers in flight and a second cache")) if (layout, batch) == ("wg-xyz", 512) else (layout, batch)
+    for layout in FFN_LAYOUTS
+    for batch in (64, 512)
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("layout", FFN_LAYOUTS)
-@pytest.mark.parametrize("batch", [64, 512])
+@pytest.mark.parametrize("layout,batch", PALM_540B_DECODE)
 def test_palm_540b_decode_fits_64_chips_as_estimated(layout, batch):
     compiled, estimated = _decode(layout, batch, "palm-540b-64h", 64, "4x4x4")
     assert compiled.fits and estimated.fits
-    # wg-xyz holds a little more of the gathered layer than its largest weight twice (6.6% over
-    # the estimate at batch 512).
-    tolerance = 0.07 if layout == "wg-xyz" else 0.05
-    assert compiled.memory_per_chip_bytes["total"] == pytest.approx(estimated.memory_per_chip_bytes["total"], rel=tolerance)
+    assert compiled.memory_per_chip_bytes["total"] == pytest.approx(estimated.memory_per_chip_bytes["total"], rel=0.05)
 
 
 def _prefill(layout: str, batch: int, chunk: int | None, model: str = "palm-8b", chips: int = 8, mesh: str = "2x2x2"):
@@ -95,8 +100,10 @@ def test_chunked_prefill_gathers_each_weight_once_per_layer():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layout", ["1d-ws", "2d-ws", "wg-x", "wg-xy"])
+@pytest.mark.parametrize("layout", FFN_LAYOUTS)
 def test_palm_540b_prefill_at_batch_512_fits_64_chips_in_the_chosen_chunks(layout):
+    # Table 2's high-throughput prefill (wg-xyz) included: its weights gathered a dimension at a
+    # time, in place, leave room for a layer's gathered weights across the chunk loop.
     compiled, estimated = _prefill(layout, 512, None, "palm-540b-64h", 64, "4x4x4")
     assert compiled.prefill_chunk == estimated.prefill_chunk < 2048
     assert compiled.status == "ok" and compiled.fits, compiled.error

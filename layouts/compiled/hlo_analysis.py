@@ -25,7 +25,9 @@ is not counted):
   the others (input and output are the same size);
 - `link_bytes`: the paper's convention (docs/paper-model.md §4), which the estimator and the result
   rows' comm_bytes_per_chip use: the buffer, except that an all-reduce counts twice its buffer (a
-  reduce-scatter and an all-gather). The (k−1)/k factor is taken as 1 on both sides.
+  reduce-scatter and an all-gather), and that an all-gather of an earlier all-gather's result (a
+  gather run one dimension at a time) counts only what it adds, so the stages count what one gather
+  of the whole counts. The (k−1)/k factor is taken as 1 on both sides.
 
 A collective is `prescribed` unless it comes from work the paper's formulas leave out, which the
 zoo runs in named scopes of its own (`zoo.constraints.UNPRESCRIBED_SCOPES`): the embedding lookup
@@ -376,6 +378,27 @@ def _scope(instruction: _Instruction, computation: _Computation, callers) -> str
     return named
 
 
+_PASS_THROUGH = ("bitcast", "copy", "reshape", "transpose")  # the same values, laid out again
+
+
+def _gathered_operand(instruction: _Instruction, computation: _Computation, computations: Mapping[str, _Computation]) -> _Instruction | None:
+    """The all-gather (or its `-done`) whose result `instruction` gathers further, if any, looking
+    through relayouts (alone, or fused as a fusion of nothing else)."""
+    name = instruction.operands[0] if instruction.operands else None
+    while name in computation.instructions:
+        found = computation.instructions[name]
+        if found.opcode in ("all-gather", "all-gather-done"):
+            return found
+        body = _fused_body(found, computations) if found.opcode == "fusion" else None
+        relayout = found.opcode in _PASS_THROUGH or (
+            body is not None and all(each.opcode in (*_PASS_THROUGH, "parameter") for each in body.instructions.values())
+        )
+        if not relayout or not found.operands:
+            return None
+        name = found.operands[0]
+    return None
+
+
 def _fused_body(instruction: _Instruction, computations: Mapping[str, _Computation]) -> _Computation | None:
     """The computation a fusion instruction calls, or None for anything else."""
     called = re.search(r"\bcalls=%?([\w.\-]+)", instruction.attributes) if instruction.opcode == "fusion" else None
@@ -469,6 +492,11 @@ def collectives_from_text(text: str, mesh=None) -> list[HloCollective]:
             else:
                 size = _array_bytes(shape)
             link = 2 * size if kind == "all-reduce" else size
+            if kind == "all-gather" and (earlier := _gathered_operand(instruction, computation, computations)) is not None:
+                # A later stage of one gather run a dimension at a time (`layouts.collective_moves`):
+                # it brings in what it adds to the earlier stage's result, so the stages together
+                # count what one gather of the whole would.
+                link = size - _array_bytes(earlier.shape)
             if kind == "all-reduce" and computation.name.startswith("all-reduce-scatter"):
                 kind, link, implemented_as = "reduce-scatter", size, "all-reduce-scatter fusion"
             elif kind == "all-reduce" and _only_sliced(instruction, computation, computations, group_size):

@@ -8,11 +8,10 @@ Per-chip memory is what the phase holds at once: the stored weights, the KV cach
 plus the generated tokens, and `other` (`phase_memory`): the residual stream of the pass, the
 logits, and the larger of the embedding lookup's rows and one layer's working set at a chunk (its
 gathered input, fp32 hidden and attention scores, and what a weight-gathered layout gathers).
-A layer that runs once holds its largest gathered weight twice: the explicit partitioner gathers
-a weight split over two dimensions in one collective, whose result (blocks in mesh order) is then
-laid out as the matmul takes it, and the compiled program holds both (W_in: 2 × 5.06 GiB per chip
-for palm-540b-64h under wg-xyz on 64 chips). A layer that runs over prefill chunks holds all its
-gathered weights across the chunk loop, and the largest's blocks besides.
+A layer that runs once holds one gathered weight at a time (the explicit partitioner gathers a
+weight one dimension at a time, each gather landing in place, so no relayout copy sits beside it);
+a layer that runs over prefill chunks holds all its gathered weights across the chunk loop
+(palm-540b-64h under wg-xyz on 64 chips: W_in 5.06 GiB per chip, the layer's 9.3).
 """
 
 import dataclasses
@@ -71,12 +70,7 @@ def phase_memory(partitioning: Partitioning, phase: str, mesh_shape, workload: W
     layer = template.matmul_input_elements.value(ways, B, chunk, 1) * ACTIVATION_BYTES
     layer += template.hidden_elements.value(ways, B, chunk, 1) * 4
     layer += template.score_elements.value(ways, B, chunk, cache_len) * 4
-    # Gathered weights: a layer that runs once holds its largest twice (the gathered blocks and
-    # the matmul's layout of them); one that runs over chunks holds all of its gathered weights
-    # across the chunk loop, and the largest's blocks besides.
-    gathered = [term.value(ways, 1, 1, 1) for term in template.gathered_weight_elements]
-    if gathered:
-        layer += (sum(gathered) + max(gathered) if chunked else 2 * max(gathered)) * ACTIVATION_BYTES
+    layer += gathered_weight_bytes(partitioning, phase, mesh_shape, workload)
     # The embedding lookup runs before the layers, one chunk at a time: its rows are live when no
     # layer's are.
     lookup = sum(term.value(ways, B, chunk, 1) for term in template.lookup_elements) * ACTIVATION_BYTES
@@ -84,6 +78,18 @@ def phase_memory(partitioning: Partitioning, phase: str, mesh_shape, workload: W
     other += template.head_flops.value(ways, B, 1, 1) / (2 * config.d_model) * 4  # fp32 logits
     sizes = {"weights": int(weights), "kv_cache": int(kv_cache), "other": int(other)}
     return sizes | {"total": sum(sizes.values())}
+
+
+def gathered_weight_bytes(partitioning: Partitioning, phase: str, mesh_shape, workload: Workload) -> int:
+    """Bytes per chip of gathered weights a layer holds (gathered a dimension at a time, in place:
+    `layouts.collective_moves`): one at a time, its largest at most, in a layer that runs once;
+    all of them across the chunk loop of a chunked prefill."""
+    template, ways = phase_template(partitioning, phase), axis_ways(mesh_shape)
+    gathered = [term.value(ways, 1, 1, 1) for term in template.gathered_weight_elements]
+    if not gathered:
+        return 0
+    chunked = phase == "prefill" and workload.chunk_len < workload.input_len
+    return int((sum(gathered) if chunked else max(gathered)) * ACTIVATION_BYTES)
 
 
 @functools.cache
