@@ -11,6 +11,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+from jax.experimental.layout import Format, Layout
 from jax.sharding import Mesh
 
 from layouts.errors import LayoutError
@@ -28,6 +29,10 @@ class PhaseProgram:
     """One phase's jitted step and the shardings of its arguments."""
 
     step: jax.stages.Wrapped  # (model, tokens, cache) -> (logits [B, V], cache)
+    # The same step with the cache's memory layout left to the compiler, for ahead-of-time
+    # compilation (`layouts.compiled.aot`): a layout fixed at the step's boundary that the layer
+    # loop does not want makes the compiler copy the whole cache in and out.
+    ahead_of_time: jax.stages.Wrapped
     model_shardings: object
     token_sharding: jax.sharding.NamedSharding
     cache_shardings: KVCache
@@ -55,13 +60,15 @@ def _phase_program(
     token_sharding = activation_sharding(partitioning, mesh, names, token_shape, "tokens")
     batch = token_shape[0]
     logits_sharding = activation_sharding(partitioning, mesh, (BATCH, LOGITS_VOCAB), (batch, model.config.vocab), "logits")
-    step = jax.jit(
-        partial(function, constrain=placement_hook(partitioning, mesh, partitioner, collective_matmul)),
-        in_shardings=(model_shardings, token_sharding, cache_sharding),
-        out_shardings=(logits_sharding, cache_sharding),
-        donate_argnums=(2,),
-    )
-    return PhaseProgram(step, model_shardings, token_sharding, cache_sharding, tuple(token_shape))
+    body = partial(function, constrain=placement_hook(partitioning, mesh, partitioner, collective_matmul))
+
+    def jitted(cache_placement):
+        return jax.jit(
+            body, in_shardings=(model_shardings, token_sharding, cache_placement), out_shardings=(logits_sharding, cache_placement), donate_argnums=(2,)
+        )
+
+    any_layout = jax.tree.map(lambda sharding: Format(Layout.AUTO, sharding), cache_sharding)
+    return PhaseProgram(jitted(cache_sharding), jitted(any_layout), model_shardings, token_sharding, cache_sharding, tuple(token_shape))
 
 
 def check_chunkable(partitioning: Partitioning, chunk: int | None, input_len: int) -> None:

@@ -187,7 +187,7 @@ def compile_phase(
     arguments = program.abstract_arguments(model, abstract_cache(config, workload.batch, max_len, workload.kv_dtype))
     started = time.perf_counter()
     try:
-        compiled = program.step.lower(*arguments).compile()
+        compiled = program.ahead_of_time.lower(*arguments).compile()
     except ZooError:
         raise
     except Exception as error:  # the compiler's own failure: reported, not raised

@@ -20,20 +20,22 @@ from layouts.sharding import init_in_shards
 from zoo.config import ModelConfig
 from zoo.kv_cache import KVCache, init_cache
 
-def _materialize(config, weights: str, arguments, phase: str, context_len: int, seed: int):
-    """Real arrays with the abstract arguments' shardings: random weights, tokens and a cache."""
+def _materialize(config, weights: str, arguments, cache_formats, phase: str, context_len: int, seed: int):
+    """Real arrays with the abstract arguments' shardings (the cache in the memory layout the
+    compiled step takes it in): random weights, tokens and a cache."""
     model_arguments, token_argument, cache_arguments = arguments
     model = init_in_shards(config, jax.tree.map(lambda leaf: leaf.sharding, model_arguments), jax.random.key(seed), weights)
     tokens = jax.jit(
         lambda key: jax.random.randint(key, token_argument.shape, 0, config.vocab, dtype=jnp.int32), out_shardings=token_argument.sharding
     )(jax.random.key(seed + 1))
     batch, max_len = cache_arguments.k.shape[1], cache_arguments.k.shape[2]
-    cache_shardings = jax.tree.map(lambda leaf: leaf.sharding, cache_arguments)
-    new_cache = jax.jit(partial(init_cache, config, batch, max_len, str(cache_arguments.k.dtype)), out_shardings=cache_shardings)
+    new_cache = jax.jit(partial(init_cache, config, batch, max_len, str(cache_arguments.k.dtype)), out_shardings=cache_formats)
     written = 0 if phase == "prefill" else context_len
 
     def fresh_cache(previous: KVCache | None = None) -> KVCache:
-        cache = new_cache() if previous is None else previous
+        # A step's cache comes out in the layout it goes in (donated, updated in place), so
+        # placing it again moves nothing; it would relayout one the compiler gave back otherwise.
+        cache = new_cache() if previous is None else jax.device_put(previous, cache_formats)
         return KVCache(cache.k, cache.v, jnp.int32(written))
 
     return model, tokens, fresh_cache
@@ -50,7 +52,8 @@ def time_phase(compiled: CompiledPhase, config: ModelConfig, workload: Workload,
     before allocating anything when the devices do not have the memory for it."""
     devices = compiled.mesh.devices.flatten().tolist()
     check_fits_locally(step_bytes(compiled) * len(devices), f"this step on {len(devices)} device(s)", devices)
-    model, tokens, fresh_cache = _materialize(config, workload.weights, compiled.arguments, phase, workload.context_len, seed)
+    cache_formats = compiled.program.input_formats[0][2]
+    model, tokens, fresh_cache = _materialize(config, workload.weights, compiled.arguments, cache_formats, phase, workload.context_len, seed)
     cache = fresh_cache()
     times = []
     for repetition in range(warmup + repeats):
