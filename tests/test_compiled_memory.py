@@ -8,6 +8,7 @@ from layouts import FFN_LAYOUTS
 from layouts.bench.cell import Cell
 from layouts.bench.compile_rows import compile_cell
 from layouts.bench.estimate_rows import estimate_cell
+from layouts.cost.calibration import TABLE_2
 from zoo import get_preset
 
 WEIGHT_STATIONARY = ("1d-ws", "2d-ws")
@@ -98,3 +99,25 @@ def test_palm_540b_prefill_at_batch_512_fits_64_chips_in_the_chosen_chunks(layou
     compiled, estimated = _prefill(layout, 512, None, "palm-540b-64h", 64, "4x4x4")
     assert compiled.prefill_chunk == estimated.prefill_chunk < 2048
     assert compiled.status == "ok" and compiled.fits, compiled.error
+
+
+def _table_2_cell(run, model: str, chips: int, mesh: str) -> Cell:
+    workload = run.workload
+    return Cell(
+        model, prefill_layout=run.layout, decode_layout=run.layout, prefill_attention=run.attention, decode_attention=run.attention,
+        chips=chips, mesh=mesh, target="tpu-v4", batch=workload.batch, input_len=workload.input_len, context_len=workload.context_len,
+        gen_tokens=workload.gen_tokens, weights=workload.weights, phase=run.phase,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TABLE_2)
+def test_table_2_cells_fit_64_v4_chips(name):
+    (compiled,) = compile_cell(_table_2_cell(TABLE_2[name], "palm-540b-64h", 64, "4x4x4"))
+    assert compiled.status == "ok" and compiled.fits, compiled.error
+
+
+def test_the_high_throughput_prefill_cell_fits_8_v4_chips_for_palm_8b():
+    # Table 2's wg-xyz prefill of 512 × 2048 tokens, on palm-8b's 8 chips: in chunks, as chosen.
+    (compiled,) = compile_cell(_table_2_cell(TABLE_2["high-throughput prefill"], "palm-8b", 8, "2x2x2"))
+    assert compiled.status == "ok" and compiled.fits and compiled.prefill_chunk < 2048, compiled.error
