@@ -9,23 +9,14 @@ from cli_helpers import assert_usage_error, invoke, json_lines
 from layouts.bench.capacity import capacity
 from layouts.bench.cell import Cell
 from layouts.bench.estimate_rows import estimate_cell
+from layouts.cost.paper_reproduction import TABLE_1
 
 PALM_540B = dict(chips=64, mesh="4x4x4", phase="decode", gen_tokens=1)
 
 
 # Table 1: PaLM 540B on 64 chips with 30% of the 32 GiB for the KV cache, longest context at
 # batch 128 and 512: multihead (64 heads of 128), multiquery over heads, multiquery over batch.
-@pytest.mark.parametrize(
-    "model,attention,batch,published",
-    [
-        ("palm-540b-multihead", "heads", 128, 1320),
-        ("palm-540b-multihead", "heads", 512, 330),
-        ("palm-540b-64h", "heads", 128, 660),
-        ("palm-540b-64h", "heads", 512, 165),
-        ("palm-540b-64h", "batch", 128, 43_000),
-        ("palm-540b-64h", "batch", 512, 10_700),
-    ],
-)
+@pytest.mark.parametrize("model,attention,batch,published", [(*key, published) for key, published in TABLE_1.items()])
 def test_table_1_longest_contexts_from_the_estimate(model, attention, batch, published):
     (row,) = capacity(Cell(model, decode_attention=attention, batch=batch, **PALM_540B), "context", kv_share=0.3)
     # Within 2%, or one tile of the cache (caches are allocated 8 positions at a time).
