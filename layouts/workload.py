@@ -48,6 +48,11 @@ class Workload:
         return self.input_len if self.prefill_chunk is None else min(self.prefill_chunk, self.input_len)
 
     @property
+    def chunked(self) -> bool:
+        """Whether prefill's layers take the prompt in more than one chunk."""
+        return self.chunk_len < self.input_len
+
+    @property
     def prefill_chunks(self) -> int:
         """How many times each layer runs in prefill: the whole chunks and the remainder, if any."""
         return -(-self.input_len // self.chunk_len)

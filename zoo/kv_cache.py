@@ -11,9 +11,10 @@ from zoo.logical_axes import CACHE_BATCH, CACHE_HEAD_DIM, CACHE_KV_HEADS, CACHE_
 CACHE_NAMES = (CACHE_LAYERS, CACHE_BATCH, CACHE_SEQ, CACHE_KV_HEADS, CACHE_HEAD_DIM)
 
 # Caches are allocated in whole multiples of this many positions. TPU lays a bf16 cache out in
-# tiles of 8 positions by 128 lanes; a length off that tile makes the compiler copy the whole
-# cache in and out of the step (measured: palm-540b-64h decode, batch 128 on 64 v4 chips, a cache
-# of 40001 tokens held 9 GiB per chip more than one of 40040). The slots past the length asked for
+# tiles of 8 positions by 128 lanes; with the cache's layout fixed at the step's boundary, a length
+# off that tile made the compiler copy the whole cache in and out of the step (measured:
+# palm-540b-64h decode, batch 128 on 64 v4 chips, a cache of 40001 tokens held 9 GiB per chip more
+# than one of 40040). The slots past the length asked for
 # lie beyond every position, so attention never sees them.
 CACHE_LEN_MULTIPLE = 8
 

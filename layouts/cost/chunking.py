@@ -8,12 +8,13 @@ usable HBM with a margin on the activations: the whole prompt when it fits, and 
 when nothing does (chunking would not make it fit, and the row then says how much the whole prompt
 needs).
 
-The margin: the estimate of a chunk's activations (`other` less the gathered weights, which it
-counts exactly: the residual stream, one chunk's working set, the embedding lookup's rows) came
-within -12% to +2% of the compiled programs' on palm-540b-64h, 64 v4 chips, prefill batch 512 (1d-ws
-at chunk 256: 7.3 GiB estimated, 10.8 compiled, which missed the 30.75 GiB by 0.04 GiB). Counting
-them 1.5 times keeps the chosen chunk inside what the compiler then needs
-(`JAX_PLATFORMS=cpu python benchmarks/memory_table.py --model palm-540b-64h --chips 64 --mesh 4x4x4`).
+The margin: the estimate counts the gathered weights exactly, but not the activations (the
+residual stream, one chunk's working set, the embedding lookup's rows). On palm-540b-64h, 64 v4
+chips, prefill batch 512, compiled totals came 0.98 to 1.13 times the estimate; 1d-ws at chunk 256
+is estimated at 27.45 GiB and compiles to 30.44, 0.3 GiB short of the 30.75 a program may use
+(`JAX_PLATFORMS=cpu python benchmarks/memory_table.py --model palm-540b-64h --chips 64 --mesh 4x4x4
+--prefill-chunk 256`). Counting the activations 1.5 times keeps the chosen chunk inside what the
+compiler then needs.
 """
 
 import dataclasses

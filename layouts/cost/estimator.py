@@ -61,7 +61,7 @@ def phase_memory(partitioning: Partitioning, phase: str, mesh_shape, workload: W
     B = workload.batch
     # The residual stream of every token a pass takes; a layer takes `chunk` of them at a time.
     tokens, chunk = (workload.input_len, workload.chunk_len) if phase == "prefill" else (1, 1)
-    chunked = chunk < tokens
+    chunked = phase == "prefill" and workload.chunked
     # Unchunked, a layer's input and output are both live; chunked, each chunk's output overwrites
     # its input in the one stream the layers carry.
     other = template.residual_elements.value(ways, B, tokens, 1) * ACTIVATION_BYTES * (1 if chunked else 2)
@@ -88,7 +88,7 @@ def gathered_weight_bytes(partitioning: Partitioning, phase: str, mesh_shape, wo
     gathered = [term.value(ways, 1, 1, 1) for term in template.gathered_weight_elements]
     if not gathered:
         return 0
-    chunked = phase == "prefill" and workload.chunk_len < workload.input_len
+    chunked = phase == "prefill" and workload.chunked
     return int((sum(gathered) if chunked else max(gathered)) * ACTIVATION_BYTES)
 
 

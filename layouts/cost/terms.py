@@ -353,7 +353,8 @@ def _lookup(partitioning: Partitioning) -> tuple[Term, ...]:
     input, E as the table splits it), and, when their move into the residual stream needs a
     permutation among chips, those rows whole over the dimensions the move gathers, twice (the
     reduction's input and its result, as the compiled program holds them)."""
-    config, act = partitioning.config, _Dataflow(partitioning).act
+    config = partitioning.config
+    act = lambda name: partitioning.axes(Role.ACTIVATION, name)  # noqa: E731
     sizes = ("B", "L", config.d_model)
     rows = Distribution((act(HEAD_BATCH), act(SEQ), partitioning.axes(Role.WEIGHT, EMBED)), canonical(partitioning.axes(Role.WEIGHT, VOCAB)))
     residual = (act(BATCH), act(SEQ), act(RESIDUAL_EMBED))
