@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from layouts.errors import LayoutError
-from layouts.transitions import Axes, Distribution, derive, explicit_problem, kept_axes, mixed_dimensions
+from layouts.transitions import Axes, Distribution, derive, explicit_problem, kept_axes, mixed_dimensions, waypoint
 
 
 class ExplicitProgramError(LayoutError):
@@ -87,12 +87,18 @@ def move(
 ):
     """`x`, one chip's shard distributed as `source`, redistributed as `destination` (the
     dimensions in `reorderable` possibly relabelled: `layouts.transitions.kept_axes`). A move that
-    would need a permutation among chips is refused, unless `via_gather`: then the dimensions that
-    lose some axes and gain others are first gathered whole (partial sums reduced), then sliced."""
+    would need a permutation among chips is refused, unless `via_gather`: then it runs by way of
+    `layouts.transitions.waypoint` (the axes that leave first, the partial sums carried along),
+    or, where there is none, the dimensions that lose some axes and gain others are gathered whole
+    (partial sums reduced), then sliced."""
     steps = derive(source, destination, reorderable)
     if not steps:
         return x
     problem = explicit_problem(source, destination, reorderable)
+    if problem is not None and via_gather and (stop := waypoint(source, destination, reorderable)) is not None:
+        # The first half moves no partial-summed axis, so the sums travel with the blocks.
+        x = move(x, Distribution(source.axes), stop, sizes, where, reorderable)
+        return move(x, Distribution(stop, source.partial), destination, sizes, where, reorderable)
     if problem is not None and via_gather:
         mixed = mixed_dimensions(source, destination, reorderable)
         whole = Distribution(tuple(() if index in mixed else axes for index, axes in enumerate(source.axes)))

@@ -141,6 +141,28 @@ def explicit_problem(source: Distribution, destination: tuple[Axes, ...], reorde
     return None
 
 
+def waypoint(source: Distribution, destination: tuple[Axes, ...], reorderable: frozenset[int] = frozenset()) -> tuple[Axes, ...] | None:
+    """For a move with a permutation among chips (`explicit_problem`): where the tensor can go
+    first, partial sums and all, so that both halves run as collectives. The dimensions that lose
+    some axes and gain others lose them first, to the dimensions that take them (all-to-all) or
+    to none (all-gather); the partial sums are reduced in the second half, onto the dimensions
+    they are then free to reach. None if no such waypoint runs. Either half holds at most what
+    the tensor holds at either end, where gathering the mixed dimensions whole would hold them
+    unsplit."""
+    leaving, arriving, mixed = _moves(source, destination, reorderable)
+    lost = {axis for axis, index in leaving.items() if index in mixed}
+    axes = []
+    for index, (before, after) in enumerate(zip(source.axes, destination)):
+        if index in mixed:
+            axes.append(tuple(axis for axis in before if axis not in lost))
+        else:
+            axes.append(before + tuple(axis for axis in after if axis in lost and arriving.get(axis) == index))
+    first, second = Distribution(source.axes), Distribution(tuple(axes), source.partial)
+    if explicit_problem(first, tuple(axes), reorderable) is not None or explicit_problem(second, destination, reorderable) is not None:
+        return None
+    return tuple(axes)
+
+
 def mixed_dimensions(source: Distribution, destination: tuple[Axes, ...], reorderable: frozenset[int] = frozenset()) -> frozenset[int]:
     """The dimensions that lose some mesh axes and gain others on the way."""
     return frozenset(_moves(source, destination, reorderable)[2])

@@ -11,7 +11,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from layouts.compiled.hlo_analysis import collectives
 from layouts.collective_moves import ExplicitProgramError, move
-from layouts.transitions import Distribution, derive
+from layouts.transitions import Distribution, derive, waypoint
 
 SIZES = {"x": 2, "y": 2, "z": 2}
 
@@ -20,14 +20,14 @@ def _spec(axes_per_dim):
     return PartitionSpec(*[None if not axes else axes[0] if len(axes) == 1 else axes for axes in axes_per_dim])
 
 
-def _moved(devices, shape, source: Distribution, destination):
+def _moved(devices, shape, source: Distribution, destination, via_gather: bool = False):
     mesh = Mesh(np.array(devices).reshape(2, 2, 2), ("x", "y", "z"))
     whole = jnp.arange(math.prod(shape), dtype=jnp.float32).reshape(shape)
     partial_ways = math.prod(SIZES[axis] for axis in source.partial)
 
     def body(shard):
         # Every chip holds an equal part of a partial sum: summed over the partial axes, the whole.
-        return move(shard / partial_ways, source, destination, SIZES)
+        return move(shard / partial_ways, source, destination, SIZES, via_gather=via_gather)
 
     run = jax.jit(jax.shard_map(body, mesh=mesh, in_specs=_spec(source.axes), out_specs=_spec(destination), check_vma=False))
     placed = jax.device_put(whole, NamedSharding(mesh, _spec(source.axes)))
@@ -85,3 +85,21 @@ def test_a_move_that_needs_a_permutation_is_refused_with_its_reason(devices):
     source, destination = Distribution((("z",), ("y", "x"))), ((), ("z", "y", "x"))
     with pytest.raises(ExplicitProgramError, match="permutation among chips.*--partitioner compiler"):
         _moved(devices, (8, 8), source, destination)[1].lower(jax.ShapeDtypeStruct((8, 8), jnp.float32))
+
+
+def test_a_permutation_runs_by_way_of_its_waypoint(devices):
+    # The embedding's rows under wg-x: E split over x, partial over (z, y), into the residual
+    # stream's batch over x and E over (z, y). x leaves E for the batch first (all-to-all, the
+    # partial sums carried along), then the sums are reduce-scattered onto E: no chip holds the
+    # rows whole over E, which gathering E before the reduction did.
+    source, destination = Distribution(((), ("x",)), ("z", "y")), (("x",), ("z", "y"))
+    assert waypoint(source, destination) == (("x",), ())
+    whole, run, placed = _moved(devices, (4, 16), source, destination, via_gather=True)
+    np.testing.assert_array_equal(np.asarray(run(placed)), np.asarray(whole))
+    found = collectives(run.lower(placed).compile())
+    assert sorted(collective.kind for collective in found) == ["all-to-all", "reduce-scatter"]
+    # The move refused above: heads gathered whole on y and x first, then z moved in front of them.
+    source, destination = Distribution((("z",), ("y", "x"))), ((), ("z", "y", "x"))
+    assert waypoint(source, destination) == (("z",), ())
+    whole, run, placed = _moved(devices, (8, 8), source, destination, via_gather=True)
+    np.testing.assert_array_equal(np.asarray(run(placed)), np.asarray(whole))

@@ -99,6 +99,22 @@ def test_palm_540b_prefill_at_batch_512_fits_64_chips_in_the_chosen_chunks(layou
     compiled, estimated = _prefill(layout, 512, None, "palm-540b-64h", 64, "4x4x4")
     assert compiled.prefill_chunk == estimated.prefill_chunk < 2048
     assert compiled.status == "ok" and compiled.fits, compiled.error
+    # Measured 0.96 (wg-x) to 1.02 (2d-ws) of the estimate.
+    assert compiled.memory_per_chip_bytes["total"] == pytest.approx(estimated.memory_per_chip_bytes["total"], rel=0.05)
+
+
+@pytest.mark.parametrize("layout", ["1d-ws", "2d-ws", "wg-x", "wg-xyz"])  # wg-xy compiles slowest; the slow 540B test has it
+def test_prefill_at_batch_512_is_estimated_within_5_percent_or_over(layout):
+    # palm-8b on 8 chips, the chunk chosen (wg-xyz's is Table 2's high-throughput prefill cell):
+    # activations are most of the memory here (weights 2 GiB, a chunk's working set up to 12), so
+    # the estimate's stages meet the compiler's schedule less closely than on palm-540b-64h.
+    # Measured 0.97 to 1.03 of the estimate for 1d-ws, 2d-ws and wg-x; wg-xy and wg-xyz at chunks
+    # of 1024 compile to 0.86 and 0.91 of it (the FFN hidden's bf16 product and its fp32 form are
+    # one buffer there, and the scores share it).
+    compiled, estimated = _prefill(layout, 512, None)
+    assert compiled.status == "ok" and compiled.fits and compiled.prefill_chunk < 2048, compiled.error
+    ratio = compiled.memory_per_chip_bytes["total"] / estimated.memory_per_chip_bytes["total"]
+    assert 0.95 <= ratio <= 1.05 if layout in ("1d-ws", "2d-ws", "wg-x") else 0.8 <= ratio <= 1.05, ratio
 
 
 def _table_2_cell(run, model: str, chips: int, mesh: str) -> Cell:
@@ -115,9 +131,3 @@ def _table_2_cell(run, model: str, chips: int, mesh: str) -> Cell:
 def test_table_2_cells_fit_64_v4_chips(name):
     (compiled,) = compile_cell(_table_2_cell(TABLE_2[name], "palm-540b-64h", 64, "4x4x4"))
     assert compiled.status == "ok" and compiled.fits, compiled.error
-
-
-def test_the_high_throughput_prefill_cell_fits_8_v4_chips_for_palm_8b():
-    # Table 2's wg-xyz prefill of 512 × 2048 tokens, on palm-8b's 8 chips: in chunks, as chosen.
-    (compiled,) = compile_cell(_table_2_cell(TABLE_2["high-throughput prefill"], "palm-8b", 8, "2x2x2"))
-    assert compiled.status == "ok" and compiled.fits and compiled.prefill_chunk < 2048, compiled.error

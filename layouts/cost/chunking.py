@@ -8,13 +8,14 @@ usable HBM with a margin on the activations: the whole prompt when it fits, and 
 when nothing does (chunking would not make it fit, and the row then says how much the whole prompt
 needs).
 
-The margin: the estimate counts the gathered weights exactly, but not the activations (the
-residual stream, one chunk's working set, the embedding lookup's rows). On palm-540b-64h, 64 v4
-chips, prefill batch 512, compiled totals came 0.98 to 1.13 times the estimate; 1d-ws at chunk 256
-is estimated at 27.45 GiB and compiles to 30.44, 0.3 GiB short of the 30.75 a program may use
-(`JAX_PLATFORMS=cpu python benchmarks/memory_table.py --model palm-540b-64h --chips 64 --mesh 4x4x4
---prefill-chunk 256`). Counting the activations 1.5 times keeps the chosen chunk inside what the
-compiler then needs.
+The margin: the estimate counts the gathered weights exactly, the activations by the stages of a
+layer (`layouts.cost.terms._working_sets`), which the compiler's schedule may beat or miss. On
+palm-540b-64h, 64 v4 chips, prefill batch 512, compiled totals came 0.82 to 1.05 times the estimate
+over chunks of 128 to 512 tokens (1d-ws, 2d-ws, wg-x), the estimate furthest over at the largest
+chunks; at the chunks chosen with the margin, 0.96 to 1.02 (`JAX_PLATFORMS=cpu python
+benchmarks/memory_table.py --model palm-540b-64h --chips 64 --mesh 4x4x4 [--prefill-chunk N]`).
+Counting the activations 1.5 times keeps the chosen chunk where the estimate is close, and inside
+what the compiler then needs.
 """
 
 import dataclasses

@@ -7,7 +7,7 @@ no benchmark cell, no devices, nothing compiled.
 Per-chip memory is what the phase holds at once: the stored weights, the KV cache for the context
 plus the generated tokens, and `other` (`phase_memory`): the residual stream of the pass, the
 logits, and the larger of the embedding lookup's rows and one layer's working set at a chunk (its
-gathered input, fp32 hidden and attention scores, and what a weight-gathered layout gathers).
+largest stage, `layouts.cost.terms._working_sets`, and what a weight-gathered layout gathers).
 A layer that runs once holds one gathered weight at a time (the explicit partitioner gathers a
 weight one dimension at a time, each gather landing in place, so no relayout copy sits beside it);
 a layer that runs over prefill chunks holds all its gathered weights across the chunk loop
@@ -65,11 +65,8 @@ def phase_memory(partitioning: Partitioning, phase: str, mesh_shape, workload: W
     # Unchunked, a layer's input and output are both live; chunked, each chunk's output overwrites
     # its input in the one stream the layers carry.
     other = template.residual_elements.value(ways, B, tokens, 1) * ACTIVATION_BYTES * (1 if chunked else 2)
-    # A layer's working set at one chunk: the projections' gathered input (bf16), the FFN hidden
-    # and the queries before the nonlinearity (fp32), the attention scores over the cache (fp32).
-    layer = template.matmul_input_elements.value(ways, B, chunk, 1) * ACTIVATION_BYTES
-    layer += template.hidden_elements.value(ways, B, chunk, 1) * 4
-    layer += template.score_elements.value(ways, B, chunk, cache_len) * 4
+    # A layer's working set at one chunk: its largest stage (`layouts.cost.terms._working_sets`).
+    layer = max(sum(term.value(ways, B, chunk, cache_len) * size for term, size in stage) for stage in template.working_sets)
     layer += gathered_weight_bytes(partitioning, phase, mesh_shape, workload)
     # The embedding lookup runs before the layers, one chunk at a time: its rows are live when no
     # layer's are.

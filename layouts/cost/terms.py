@@ -31,7 +31,7 @@ from layouts.workload import Workload
 from layouts.divisibility import check_divides
 from layouts.hardware import Chip
 from layouts.layout import COLLECTIVE_KINDS, MESH_AXES, Partitioning
-from layouts.transitions import Distribution, canonical, derive, explicit_problem, looped_gather, looped_reduce_scatter, mixed_dimensions
+from layouts.transitions import Distribution, canonical, derive, explicit_problem, looped_gather, looped_reduce_scatter, mixed_dimensions, waypoint
 from zoo.config import ModelConfig, dtype_bytes
 from zoo.quantization import is_matmul_weight
 from zoo.transformer import build_abstract
@@ -121,12 +121,10 @@ class PhaseTemplate:
     head_collectives: tuple[Collective, ...]
     stored_weights: tuple[tuple[Term, bool], ...]  # every weight's stored elements; True if a matrix
     # One layer's largest live tensors (per chip, see `layouts.cost.estimator.phase_memory`): the
-    # residual stream, a projection's gathered input, the fused FFN hidden with the query heads, the
-    # attention scores [B, H, L, S], and the weights a weight-gathered layout gathers.
+    # residual stream; per stage of the block (`_working_sets`), what it holds at once, as (elements,
+    # bytes each); the weights a weight-gathered layout gathers.
     residual_elements: Term
-    matmul_input_elements: Term
-    hidden_elements: Term
-    score_elements: Term
+    working_sets: tuple[tuple[tuple[Term, int], ...], ...]
     gathered_weight_elements: tuple[Term, ...]
     lookup_elements: tuple[Term, ...]  # what the embedding lookup holds for L tokens (`_lookup`)
     checks: tuple[DimensionCheck, ...]
@@ -226,6 +224,8 @@ class _Dataflow:
         self.collectives: list[Collective] = []
         self.flops: list[Term] = []
         self.consumed_gathers: set[int] = set()  # gathered inputs a projection has already taken
+        self.projected: list[Term] = []  # the output projections' results, attention's then the MLP's
+        self.projected_hidden = Term(0)  # the FFN input projection's result, before it is placed
 
     def act(self, name: str) -> Axes:
         return self.partitioning.axes(Role.ACTIVATION, name)
@@ -297,6 +297,7 @@ def _mlp(flow: _Dataflow, h: _Tensor, config: ModelConfig) -> _Tensor:
     """The fused input projection, the hidden placed for the nonlinearity, the output projection."""
     E, F, G = config.d_model, config.d_ff, config.mlp_matrices - 1
     hidden = flow.project(h, 2, (E, G * F), (flow.use(EMBED)[0], flow.use(FUSED)[0] + flow.use(MLP)[0]), "ffn in")
+    flow.projected_hidden = hidden.term()
     hidden = flow.settle(hidden, (flow.act(BATCH), flow.act(SEQ), flow.act(HIDDEN_MLP)), "ffn hidden")
     return flow.project(_Tensor(("B", "L", F), hidden.axes), 2, (F, E), flow.use(MLP, EMBED), "ffn out")
 
@@ -306,6 +307,7 @@ def _parallel_layer(flow: _Dataflow, residual: _Tensor, matmul_input: tuple[Axes
     reduced once into the residual."""
     h = flow.settle(residual, matmul_input, "block in", into_contraction=True)
     from_attention, from_mlp = _attention(flow, h, config), _mlp(flow, h, config)
+    flow.projected += [from_attention.term(), from_mlp.term()]
     summed = dataclasses.replace(
         from_mlp.placed(from_mlp.axes, canonical(from_attention.partial + from_mlp.partial)),
         flops=from_attention.flops + from_mlp.flops,
@@ -317,11 +319,38 @@ def _parallel_layer(flow: _Dataflow, residual: _Tensor, matmul_input: tuple[Axes
 
 def _serial_layer(flow: _Dataflow, residual: _Tensor, matmul_input: tuple[Axes, ...], config: ModelConfig) -> None:
     """Attention, then the MLP, each from and back to the residual stream."""
-    flow.settle(_attention(flow, flow.settle(residual, matmul_input, "attention in", into_contraction=True), config), residual.axes, "attention out")
-    flow.settle(_mlp(flow, flow.settle(residual, matmul_input, "ffn in", into_contraction=True), config), residual.axes, "ffn out")
+    from_attention = _attention(flow, flow.settle(residual, matmul_input, "attention in", into_contraction=True), config)
+    flow.settle(from_attention, residual.axes, "attention out")
+    from_mlp = _mlp(flow, flow.settle(residual, matmul_input, "ffn in", into_contraction=True), config)
+    flow.settle(from_mlp, residual.axes, "ffn out")
+    flow.projected += [from_attention.term(), from_mlp.term()]
 
 
 _LAYERS = {"parallel": _parallel_layer, "serial": _serial_layer}
+
+
+def _working_sets(block: str, matmul_input: Term, queries: Term, scores: Term, projected_hidden: Term, hidden: Term, projected: list[Term]) -> tuple[tuple[tuple[Term, int], ...], ...]:
+    """What one layer holds at once, stage by stage, as (elements, bytes each):
+    - attention: the projections' gathered input (bf16), the queries and the scores over the
+      cache (fp32);
+    - the FFN input projection: the gathered input and that projection's result (bf16, a partial
+      sum over what the contraction splits, before the move that places it);
+    - the hidden placed: that result and the placed hidden (fp32) it becomes;
+    - the end: the gathered input and the output projections' results before their reduction into
+      the residual stream (bf16).
+    The parallel block holds attention's result from its end through the MLP until the two are
+    added. Summing every tensor instead overstates a weight-gathered layout's prefill by a quarter
+    (palm-540b-64h, wg-x, batch 512 in chunks of 256: 25.3 GiB against 22.6 compiled); leaving out
+    the FFN projection's result understates 2D weight-stationary's, whose partial sum over x
+    [B, L, 2F/16] is the largest tensor of its layer (4.5 GiB at chunks of 512)."""
+    bf16 = ACTIVATION_BYTES
+    from_attention, from_mlp = projected
+    held = ((from_attention, bf16),) if block == "parallel" else ()
+    return (
+        ((matmul_input, bf16), (queries, 4), (scores, 4)),
+        ((matmul_input, bf16), (projected_hidden, bf16), (hidden, 4), *held),
+        ((matmul_input, bf16), (from_mlp, bf16), *held),
+    )
 
 
 def _weight_gathers(partitioning: Partitioning, shape, names, where: str) -> tuple[Term, Term, Collective | None]:
@@ -351,8 +380,9 @@ def _lookup(partitioning: Partitioning) -> tuple[Term, ...]:
     """Per-chip elements the embedding lookup holds (`layouts.explicit.ExplicitConstrain.lookup`):
     the rows each chip looks up in its shard of the stored table ([B, L, E], batch as the head's
     input, E as the table splits it), and, when their move into the residual stream needs a
-    permutation among chips, those rows whole over the dimensions the move gathers, twice (the
-    reduction's input and its result, as the compiled program holds them)."""
+    permutation among chips, the rows at the move's waypoint (`layouts.transitions.waypoint`) or,
+    where it has none, whole over the dimensions the move gathers, twice (the reduction's input
+    and its result, as the compiled program holds them)."""
     config = partitioning.config
     act = lambda name: partitioning.axes(Role.ACTIVATION, name)  # noqa: E731
     sizes = ("B", "L", config.d_model)
@@ -361,6 +391,9 @@ def _lookup(partitioning: Partitioning) -> tuple[Term, ...]:
     looked_up = _Tensor(sizes, rows.axes).term()
     if explicit_problem(rows, residual) is None:
         return (looked_up,)
+    stop = waypoint(rows, residual)
+    if stop is not None:
+        return looked_up, _Tensor(sizes, stop).term()
     mixed = mixed_dimensions(rows, residual)
     whole = _Tensor(sizes, tuple(() if index in mixed else axes for index, axes in enumerate(rows.axes))).term()
     return looked_up, whole, whole
@@ -388,7 +421,8 @@ def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
 
     attention_split = canonical(act(ATTENTION_BATCH) + act(ATTENTION_HEADS))
     cache_split = canonical(partitioning.axes(Role.CACHE, CACHE_BATCH) + partitioning.axes(Role.CACHE, CACHE_KV_HEADS))
-    hidden = _Tensor(("B", "L", G * F + H * Q), (act(BATCH), act(SEQ), act(HIDDEN_MLP)))
+    # The fused hidden and the queries, as the FFN hidden is split (an approximation for the queries).
+    hidden, queries = (_Tensor(("B", "L", size), (act(BATCH), act(SEQ), act(HIDDEN_MLP))) for size in (G * F, H * Q))
 
     # Weights split the same way add up to one term: the memory sum is then a handful of divisions.
     stored_counts: dict[tuple[Axes, bool], int] = {}
@@ -409,9 +443,15 @@ def _template(partitioning: Partitioning, phase: str) -> PhaseTemplate:
         head_collectives=tuple(head.collectives),
         stored_weights=stored_weights,
         residual_elements=residual.term(),
-        matmul_input_elements=_Tensor(residual.sizes, (act(BATCH), act(SEQ), act(MATMUL_EMBED))).term(),
-        hidden_elements=hidden.term(),
-        score_elements=Term(H, attention_split, batch=True, seq=True, cache=True),
+        working_sets=_working_sets(
+            config.block,
+            _Tensor(residual.sizes, (act(BATCH), act(SEQ), act(MATMUL_EMBED))).term(),
+            queries.term(),
+            Term(H, attention_split, batch=True, seq=True, cache=True),
+            layer.projected_hidden,
+            hidden.term(),
+            layer.projected,
+        ),
         gathered_weight_elements=tuple(gathered_extra),
         lookup_elements=_lookup(partitioning),
         checks=_checks(partitioning),
