@@ -6,12 +6,8 @@ import pathlib
 import click
 
 from cli.options import CELL_DEFAULTS, FORMAT, run_guarded, usage_error
-from layouts.registry import get_attention_layout
 from zoo.presets import PRESETS
 from zoo.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE
-
-# One prompt is a batch of one, which an attention layout that splits the batch cannot split.
-_UNSPLIT_BATCH_ATTENTION = "heads"
 
 # C0 controls but newline and tab, DEL, and the C1 controls (a terminal may take U+009B for the
 # start of an escape sequence, as it takes ESC): a random model emits any byte.
@@ -23,15 +19,11 @@ def printable(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-def _decode_attention_default(batch: int) -> str:
-    default = CELL_DEFAULTS["decode_attention"]
-    return _UNSPLIT_BATCH_ATTENTION if batch == 1 and get_attention_layout(default).batch_axes else default
-
-
 def _attention_help() -> str:
-    library_default, decode = CELL_DEFAULTS["decode_attention"], _decode_attention_default(1)
-    why = "" if decode == library_default else f", as {library_default} cannot split one prompt"
-    return f"attention layout for both phases [default: {CELL_DEFAULTS['prefill_attention']} for prefill, {decode} for decode{why}]"
+    return (
+        f"attention layout for both phases [default: {CELL_DEFAULTS['prefill_attention']} for prefill, {CELL_DEFAULTS['decode_attention']} "
+        "for decode]; a layout that splits the batch splits one prompt over no axes"
+    )
 
 
 def _utf8_prompt(context: click.Context, parameter: click.Parameter, value: str) -> str:
@@ -164,16 +156,19 @@ def _sharded(config, batch: int, chips: int, layout, prefill_layout, decode_layo
     import jax
 
     from layouts import choose_mesh_shape, get_partitioning, make_mesh, parse_mesh, sharded_generate, weight_placements
+    from layouts.batch_split import fit_batch
     from zoo import build_abstract
 
     prefill_partitioning = run_guarded(
         lambda: get_partitioning(prefill_layout or layout or CELL_DEFAULTS["prefill_layout"], attention or CELL_DEFAULTS["prefill_attention"], config)
     )
     decode_partitioning = run_guarded(
-        lambda: get_partitioning(decode_layout or layout or CELL_DEFAULTS["decode_layout"], attention or _decode_attention_default(batch), config)
+        lambda: get_partitioning(decode_layout or layout or CELL_DEFAULTS["decode_layout"], attention or CELL_DEFAULTS["decode_attention"], config)
     )
     devices = jax.devices()[:chips]
-    shape = run_guarded(lambda: parse_mesh(mesh) if mesh else choose_mesh_shape(chips, decode_partitioning.ffn, config))
+    shape = run_guarded(lambda: parse_mesh(mesh) if mesh else choose_mesh_shape(chips, decode_partitioning.ffn, config, batch=batch))
+    # The batch split as far as the batch divides (`layouts.batch_split`): one prompt splits over no axes.
+    prefill_partitioning, decode_partitioning = (fit_batch(partitioning, shape, batch) for partitioning in (prefill_partitioning, decode_partitioning))
     device_mesh = run_guarded(lambda: make_mesh(shape, devices))
     abstract = build_abstract(config)
     for partitioning in (prefill_partitioning, decode_partitioning):  # a dimension that does not divide fails before any allocation

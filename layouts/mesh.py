@@ -46,20 +46,23 @@ def _imbalance(shape: MeshShape) -> float:
     return max(shape) / min(shape)
 
 
-def choose_mesh_shape(chips: int, layout: Layout, config: ModelConfig, tokens: int | None = None) -> MeshShape:
+def choose_mesh_shape(chips: int, layout: Layout, config: ModelConfig, tokens: int | None = None, batch: int | None = None) -> MeshShape:
     """The mesh shape the paper's formulas favour for `layout` (docs/paper-model.md §4).
 
     2D weight-stationary: X ≈ √(n·E/F) (0.5·√n for F = 4E), the rest split evenly over y and z.
     Weight-gathered over N chips (N = X, XY or XYZ): N ≈ √(BL·n/F), where `tokens` = B·L.
     Otherwise (1D weight-stationary, where communication does not depend on the shape): the most
-    balanced torus. Ties go to the most balanced shape.
+    balanced torus. Ties go to the most balanced shape. Given `batch`, only shapes whose axes
+    the layout splits the batch over divide it are taken, where there are any (weight-gathered
+    over x at one sequence: X = 1).
     """
     E, F = config.d_model, config.d_ff
+    batch_split = (tuple(layout.rules["activation"]["batch"]), batch) if batch else ((), None)
     if layout.family == "weight-stationary" and layout.rules["weight"]["embed"] and layout.rules["weight"]["mlp"]:
-        return _nearest_shape(chips, tuple(layout.rules["weight"]["embed"]), math.sqrt(chips * E / F))
+        return _nearest_shape(chips, tuple(layout.rules["weight"]["embed"]), math.sqrt(chips * E / F), *batch_split)
     if layout.family == "weight-gathered" and tokens:
-        return _nearest_shape(chips, layout.gathered_axes, math.sqrt(tokens * chips / F))
-    return balanced_shape(chips)
+        return _nearest_shape(chips, layout.gathered_axes, math.sqrt(tokens * chips / F), *batch_split)
+    return _nearest_shape(chips, (), None, *batch_split)
 
 
 def balanced_shape(chips: int) -> MeshShape:
@@ -68,8 +71,9 @@ def balanced_shape(chips: int) -> MeshShape:
 
 
 @functools.cache  # the estimator's sweeps ask the same few questions thousands of times
-def _nearest_shape(chips: int, axes: tuple[str, ...], target: float | None) -> MeshShape:
-    """The shape whose product over `axes` is nearest `target` (in log), then the most balanced."""
+def _nearest_shape(chips: int, axes: tuple[str, ...], target: float | None, batch_axes: tuple[str, ...] = (), batch: int | None = None) -> MeshShape:
+    """The shape whose product over `axes` is nearest `target` (in log), then the most balanced,
+    among those whose `batch_axes` divide `batch` (all shapes where none do)."""
 
     def score(shape):
         if target is None:
@@ -77,7 +81,12 @@ def _nearest_shape(chips: int, axes: tuple[str, ...], target: float | None) -> M
         size = dict(zip(MESH_AXES, shape))
         return (abs(math.log(math.prod(size[a] for a in axes)) - math.log(max(target, 1e-9))), _imbalance(shape))
 
-    return min(factorizations(chips), key=score)
+    def divides(shape):
+        size = dict(zip(MESH_AXES, shape))
+        return batch is None or batch % math.prod(size[axis] for axis in batch_axes) == 0
+
+    shapes = [shape for shape in factorizations(chips) if divides(shape)] or factorizations(chips)
+    return min(shapes, key=score)
 
 
 def make_mesh(shape: MeshShape, devices=None) -> Mesh:

@@ -62,8 +62,8 @@ def test_palm_540b_decode_fits_64_chips_as_estimated(layout, batch):
     assert compiled.memory_per_chip_bytes["total"] == pytest.approx(estimated.memory_per_chip_bytes["total"], rel=0.05)
 
 
-def _prefill(layout: str, batch: int, chunk: int | None, model: str = "palm-8b", chips: int = 8, mesh: str = "2x2x2"):
-    cell = Cell(model, prefill_layout=layout, prefill_attention="batch", chips=chips, mesh=mesh, target="tpu-v4", batch=batch,
+def _prefill(layout: str, batch: int, chunk: int | None, model: str = "palm-8b", chips: int = 8, mesh: str = "2x2x2", attention: str = "batch"):
+    cell = Cell(model, prefill_layout=layout, prefill_attention=attention, chips=chips, mesh=mesh, target="tpu-v4", batch=batch,
                 input_len=2048, phase="prefill", prefill_chunk=chunk)  # fmt: skip
     (compiled,), (estimated,) = compile_cell(cell), estimate_cell(cell)
     return compiled, estimated
@@ -103,18 +103,36 @@ def test_palm_540b_prefill_at_batch_512_fits_64_chips_in_the_chosen_chunks(layou
     assert compiled.memory_per_chip_bytes["total"] == pytest.approx(estimated.memory_per_chip_bytes["total"], rel=0.05)
 
 
-@pytest.mark.parametrize("layout", ["1d-ws", "2d-ws", "wg-x", "wg-xyz"])  # wg-xy compiles slowest; the slow 540B test has it
-def test_prefill_at_batch_512_is_estimated_within_5_percent_or_over(layout):
-    # palm-8b on 8 chips, the chunk chosen (wg-xyz's is Table 2's high-throughput prefill cell):
-    # activations are most of the memory here (weights 2 GiB, a chunk's working set up to 12), so
-    # the estimate's stages meet the compiler's schedule less closely than on palm-540b-64h.
-    # Measured 0.97 to 1.03 of the estimate for 1d-ws, 2d-ws and wg-x; wg-xy and wg-xyz at chunks
-    # of 1024 compile to 0.86 and 0.91 of it (the FFN hidden's bf16 product and its fp32 form are
-    # one buffer there, and the scores share it).
-    compiled, estimated = _prefill(layout, 512, None)
-    assert compiled.status == "ok" and compiled.fits and compiled.prefill_chunk < 2048, compiled.error
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", FFN_LAYOUTS)
+def test_palm_540b_prefill_of_one_sequence_is_estimated_within_5_percent(layout):
+    compiled, estimated = _prefill(layout, 1, None, "palm-540b-64h", 64, "4x4x4", attention="heads")
+    assert compiled.status == "ok" and compiled.fits, compiled.error
+    # Measured 0.997 to 1.018, and 1.054 under wg-xyz: its buffer assignment places the fp32 FFN
+    # hidden (1.1 GiB) above the gathered W_in (5.06 GiB, from 1.2 GB), over a gap that values
+    # live at other times fill below it.
     ratio = compiled.memory_per_chip_bytes["total"] / estimated.memory_per_chip_bytes["total"]
-    assert 0.95 <= ratio <= 1.05 if layout in ("1d-ws", "2d-ws", "wg-x") else 0.8 <= ratio <= 1.05, ratio
+    assert 0.95 <= ratio <= (1.06 if layout == "wg-xyz" else 1.05), ratio
+
+
+# Compiled ÷ estimated below 0.95 (the estimate over, on the safe side), measured on palm-8b's 8
+# chips, where activations are most of the memory (weights 2 GiB, a chunk's working set up to 12):
+# at batch 512 (chunks of 1024) the FFN hidden's bf16 product and its fp32 form are one buffer
+# under wg-xy (0.86) and wg-xyz (0.91), which the estimate counts as two; wg-xyz at one sequence
+# holds its activations 0.15 GiB below the estimate (0.95).
+_OVER_ESTIMATED = {("wg-xy", 512), ("wg-xyz", 512), ("wg-xyz", 1)}
+
+
+@pytest.mark.parametrize("batch", [1, 512])
+@pytest.mark.parametrize("layout", ["1d-ws", "2d-ws", "wg-x", "wg-xyz"])  # wg-xy compiles slowest; the slow 540B test has it
+def test_prefill_is_estimated_within_5_percent_or_over(layout, batch):
+    # Batch 512 in the chunk chosen (wg-xyz's is Table 2's high-throughput prefill cell); batch 1
+    # whole, attention over heads, a weight-gathered layout's batch split over no axes.
+    compiled, estimated = _prefill(layout, batch, None, attention="heads" if batch == 1 else "batch")
+    assert compiled.status == "ok" and compiled.fits, compiled.error
+    assert compiled.prefill_chunk < 2048 if batch == 512 else compiled.prefill_chunk == 2048
+    ratio = compiled.memory_per_chip_bytes["total"] / estimated.memory_per_chip_bytes["total"]
+    assert (0.8 if (layout, batch) in _OVER_ESTIMATED else 0.95) <= ratio <= 1.05, ratio
 
 
 def _table_2_cell(run, model: str, chips: int, mesh: str) -> Cell:

@@ -101,3 +101,19 @@ def test_chunked_prefill_equals_the_whole_prompt(reference, devices, ffn, partit
     np.testing.assert_allclose(np.asarray(cache.k), np.asarray(whole.k), atol=FP32_ATOL, rtol=FP32_RTOL)
     np.testing.assert_allclose(np.asarray(cache.v), np.asarray(whole.v), atol=FP32_ATOL, rtol=FP32_RTOL)
     assert int(cache.length) == PROMPT
+
+
+@pytest.mark.parametrize("attention", list(ATTENTION_LAYOUTS))
+@pytest.mark.parametrize("ffn", list(FFN_LAYOUTS))
+def test_one_prompt_generates_the_unsharded_tokens_under_every_layout(devices, ffn, attention):
+    # A batch of one on 8 devices: the layouts that split the batch (wg-x, wg-xy, wg-xyz, and
+    # attention over the batch) split it over no axes (`layouts.batch_split`) and repeat its work.
+    config = get_preset("palm-tiny").replace(dtype="float32")
+    model = Transformer(config, key=jax.random.key(0))
+    prompt = jax.random.randint(jax.random.key(1), (1, PROMPT), 0, 256, dtype=jnp.int32)
+    expected = generate_jit(model, prompt, jax.random.key(0), max_new_tokens=3)
+    partitioning = Partitioning(FFN_LAYOUTS[ffn], ATTENTION_LAYOUTS[attention], config)
+    got = sharded_generate(
+        model, prompt, jax.random.key(0), prefill_partitioning=partitioning, decode_partitioning=partitioning, mesh=make_mesh((2, 2, 2)), max_new_tokens=3
+    )
+    np.testing.assert_array_equal(np.asarray(got.tokens), np.asarray(expected.tokens))

@@ -8,6 +8,7 @@ import dataclasses
 from typing import Literal
 
 from layouts.compiled.targets import LOCAL, local_chip, target_chip
+from layouts.batch_split import batch_axes, fit_batch
 from layouts.cost.chunking import choose_prefill_chunk
 from layouts.errors import MeshError
 from layouts.layout import Partitioning
@@ -84,9 +85,11 @@ class Cell:
         if self.mesh is not None:
             prefill_mesh = decode_mesh = parse_mesh(self.mesh)
         else:
-            prefill_mesh = choose_mesh_shape(self.chips, prefill.ffn, config, tokens=self.workload.pass_tokens("prefill"))
-            decode_mesh = choose_mesh_shape(self.chips, decode.ffn, config, tokens=self.workload.pass_tokens("decode"))
-        return ResolvedCell(self, config, {"prefill": prefill, "decode": decode}, {"prefill": prefill_mesh, "decode": decode_mesh})
+            prefill_mesh = choose_mesh_shape(self.chips, prefill.ffn, config, tokens=self.workload.pass_tokens("prefill"), batch=self.batch)
+            decode_mesh = choose_mesh_shape(self.chips, decode.ffn, config, tokens=self.workload.pass_tokens("decode"), batch=self.batch)
+        # The batch split as far as the batch divides on the mesh (`layouts.batch_split`).
+        partitionings = {"prefill": fit_batch(prefill, prefill_mesh, self.batch), "decode": fit_batch(decode, decode_mesh, self.batch)}
+        return ResolvedCell(self, config, partitionings, {"prefill": prefill_mesh, "decode": decode_mesh})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +129,7 @@ class ResolvedCell:
         )  # fmt: skip
         if phase == "prefill":
             row.prefill_chunk = self.workload(phase).chunk_len
+        row.batch_axes = batch_axes(self.partitionings[phase])
         return row
 
 

@@ -44,6 +44,9 @@ class ResultRow:
     partitioner: str | None = None  # compile and run: "explicit" or "compiler" (layouts.partitioners)
     collective_matmul: str = "none"  # "unidirectional" or "bidirectional": layouts.collective_matmul
     prefill_chunk: int | None = None  # prefill rows: tokens per sequence a layer takes at a time
+    # The mesh axes attention and the KV cache split the batch over ("" for none), as far as the
+    # batch divides (`layouts.batch_split`).
+    batch_axes: str | None = None
     status: Literal["ok", "error"] = "ok"
     error: str | None = None
     step_time_s: float | None = None

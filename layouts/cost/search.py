@@ -11,6 +11,7 @@ batch divides.
 import dataclasses
 import math
 
+from layouts.batch_split import fit_batch
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.cost.chunking import choose_prefill_chunk
 from layouts.cost.estimator import PhaseEstimate, estimate_phase
@@ -70,10 +71,10 @@ def candidates(config: ModelConfig, chips: int, workload: Workload, phase: str, 
     for name, layout in FFN_LAYOUTS.items():
         if layout.phase not in (phase, "any"):
             continue
-        meshes = factorizations(chips) if all_meshes else [choose_mesh_shape(chips, layout, config, tokens=workload.pass_tokens(phase))]
+        meshes = factorizations(chips) if all_meshes else [choose_mesh_shape(chips, layout, config, tokens=workload.pass_tokens(phase), batch=workload.batch)]
         for attention_name, attention in ATTENTION_LAYOUTS.items():
             for mesh_shape in meshes:
-                yield name, attention_name, Partitioning(layout, attention, config), mesh_shape
+                yield name, attention_name, fit_batch(Partitioning(layout, attention, config), mesh_shape, workload.batch), mesh_shape
 
 
 def best_choice(
