@@ -156,7 +156,7 @@ def _sharded(config, batch: int, chips: int, layout, prefill_layout, decode_layo
     import jax
 
     from layouts import choose_mesh_shape, get_partitioning, make_mesh, parse_mesh, sharded_generate, weight_placements
-    from layouts.batch_split import fit_batch
+    from layouts.fit import fit
     from zoo import build_abstract
 
     prefill_partitioning = run_guarded(
@@ -167,8 +167,8 @@ def _sharded(config, batch: int, chips: int, layout, prefill_layout, decode_layo
     )
     devices = jax.devices()[:chips]
     shape = run_guarded(lambda: parse_mesh(mesh) if mesh else choose_mesh_shape(chips, decode_partitioning.ffn, config, batch=batch))
-    # The batch split as far as the batch divides (`layouts.batch_split`): one prompt splits over no axes.
-    prefill_partitioning, decode_partitioning = (fit_batch(partitioning, shape, batch) for partitioning in (prefill_partitioning, decode_partitioning))
+    # The heads and the batch split as far as they divide (`layouts.fit`): one prompt splits over no axes.
+    prefill_partitioning, decode_partitioning = (fit(partitioning, shape, batch) for partitioning in (prefill_partitioning, decode_partitioning))
     device_mesh = run_guarded(lambda: make_mesh(shape, devices))
     abstract = build_abstract(config)
     for partitioning in (prefill_partitioning, decode_partitioning):  # a dimension that does not divide fails before any allocation

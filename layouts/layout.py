@@ -19,6 +19,7 @@ from layouts.errors import LayoutError
 from zoo.config import ModelConfig
 from zoo.logical_axes import (
     ATTENTION_BATCH,
+    ATTENTION_HEAD_DIM,
     ATTENTION_HEADS,
     ATTENTION_KV_HEADS,
     BATCH,
@@ -32,6 +33,7 @@ from zoo.logical_axes import (
     HIDDEN_KV_HEADS,
     KV_HEADS,
     LAYERS,
+    MATMUL_HEAD_DIM,
     NAMES_BY_ROLE,
     Role,
 )
@@ -47,7 +49,7 @@ Rules = Mapping[str, tuple[str, ...]]  # logical name -> the mesh axes it is spl
 # derives from the model (K/V heads follow the query heads unless there is a single, multiquery head)
 # or from its own rules (the output head's batch).
 _ATTENTION_OWNED = {
-    Role.ACTIVATION: {ATTENTION_BATCH, ATTENTION_HEADS, ATTENTION_KV_HEADS, HIDDEN_KV_HEADS, HEAD_BATCH},
+    Role.ACTIVATION: {ATTENTION_BATCH, ATTENTION_HEADS, ATTENTION_KV_HEADS, HIDDEN_KV_HEADS, HEAD_BATCH, ATTENTION_HEAD_DIM, MATMUL_HEAD_DIM},
     Role.WEIGHT: {KV_HEADS},
     Role.WEIGHT_USE: {KV_HEADS},
     Role.CACHE: set(NAMES_BY_ROLE[Role.CACHE]),
@@ -195,6 +197,9 @@ class Partitioning:
                 # would otherwise gather the whole [V, E] table every step): its input's batch
                 # leaves the axes the stored table splits.
                 HEAD_BATCH: tuple(axis for axis in ffn_batch if axis not in self.ffn.axes(Role.WEIGHT, "vocab") + self.ffn.axes(Role.WEIGHT, "embed")),
+                # Attention contracts the head dimension whole; W_o takes it as it splits it.
+                ATTENTION_HEAD_DIM: (),
+                MATMUL_HEAD_DIM: self.ffn.axes(Role.WEIGHT_USE, "head_dim"),
             }
         )
         rules[Role.CACHE] = {

@@ -7,7 +7,7 @@ from functools import partial
 import jax
 from jax.sharding import Mesh
 
-from layouts.batch_split import fit_batch, mesh_shape
+from layouts.fit import fit, mesh_shape
 from layouts.layout import Partitioning
 from layouts.partitioners import DEFAULT_PARTITIONER, placement_hook
 from layouts.sharding import cache_shardings, param_shardings
@@ -36,10 +36,10 @@ def sharded_generate(
 ) -> Generated:
     """`generate` with its prefill under `prefill_partitioning` (`prefill_chunk` tokens per sequence
     at a time; None, the whole prompt) and its decode steps under `decode_partitioning`, their
-    collectives written by `partitioner` (see `build_steps`). Each splits the batch as far as it
-    divides (`layouts.batch_split`)."""
+    collectives written by `partitioner` (see `build_steps`). Each splits the heads and the batch as
+    far as they divide (`layouts.fit`)."""
     batch, length = prompt.shape
-    prefill_partitioning, decode_partitioning = (fit_batch(partitioning, mesh_shape(mesh), batch) for partitioning in (prefill_partitioning, decode_partitioning))
+    prefill_partitioning, decode_partitioning = (fit(partitioning, mesh_shape(mesh), batch) for partitioning in (prefill_partitioning, decode_partitioning))
     check_prefill_chunk(prefill_chunk)
     check_chunkable(prefill_partitioning, prefill_chunk, length)
     max_len = length + max_new_tokens

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jax.experimental.layout import Format, Layout
 from jax.sharding import Mesh
 
-from layouts.batch_split import fit_batch, mesh_shape
+from layouts.fit import fit, mesh_shape
 from layouts.errors import LayoutError
 from layouts.layout import Partitioning
 from layouts.partitioners import DEFAULT_PARTITIONER, placement_hook
@@ -114,9 +114,9 @@ def build_steps(
     abstract), their collectives written out by `partitioner` ("explicit" or "compiler"), the
     explicit partitioner's projection reduce-scatters as collective matmuls if `collective_matmul`
     is "unidirectional" or "bidirectional". Prefill takes `prefill_chunk` tokens per sequence at a
-    time (`zoo.inference.prefill`; None, the whole prompt). Each partitioning splits the batch as
-    far as it divides (`layouts.batch_split`)."""
-    prefill_partitioning, decode_partitioning = (fit_batch(partitioning, mesh_shape(mesh), batch) for partitioning in (prefill_partitioning, decode_partitioning))
+    time (`zoo.inference.prefill`; None, the whole prompt). Each partitioning splits the heads and
+    the batch as far as they divide (`layouts.fit`)."""
+    prefill_partitioning, decode_partitioning = (fit(partitioning, mesh_shape(mesh), batch) for partitioning in (prefill_partitioning, decode_partitioning))
     check_prefill_chunk(prefill_chunk)
     check_chunkable(prefill_partitioning, prefill_chunk, input_len)
     cache = abstract_cache(model.config, batch, max_len, cache_dtype)

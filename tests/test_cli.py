@@ -48,16 +48,16 @@ def test_compile_and_run_one_small_cell_as_json():
 
 def test_bench_matrix_keeps_going_past_a_failing_cell_and_resumes(tmp_path):
     out = tmp_path / "bench"
-    # palm-540b's 48 heads do not divide 64 chips: an error row; palm-540b-64h is fine.
-    args = ["bench", "--model", "palm-540b,palm-540b-64h", "--chips", "64", "--batch", "64", "--out", str(out), "--format", "json", "--no-plots"]
+    # mtnlg-530b's vocabulary of 51,200 does not divide 4096 chips: error rows; 2048 chips are fine.
+    args = ["bench", "--model", "mtnlg-530b", "--chips", "2048,4096", "--batch", "64", "--out", str(out), "--format", "json", "--no-plots"]
     first = invoke(*args)
     assert first.exit_code == 0, first.stderr
     rows = json_lines(first)
     for row in rows:
         validate_row(row)
     errors = [row for row in rows if row["status"] == "error"]
-    assert errors and all(row["model"] == "palm-540b" and "does not divide" in row["error"] for row in errors)
-    assert any(row["status"] == "ok" and row["model"] == "palm-540b-64h" for row in rows)
+    assert errors and all(row["chips"] == 4096 and "does not divide" in row["error"] for row in errors)
+    assert any(row["status"] == "ok" and row["chips"] == 2048 for row in rows)
     written = (out / "rows.jsonl").read_text().splitlines()
     assert len(written) == len(rows) and (out / "rows.csv").read_text().count("\n") == len(rows) + 1
     assert "computed 2, reused 0" in first.stderr

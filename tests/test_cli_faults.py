@@ -49,9 +49,9 @@ def test_the_bare_default_run_uses_the_devices_present():
 
 
 def test_a_phase_that_cannot_split_fails_before_any_compiling():
-    # Decode over the batch with batch 1 on 8 chips: refused at once, prefill is not compiled first.
-    result = invoke("compile", "--model", "palm-8b", "--decode-attention", "batch")
-    assert_usage_error(result, "attention_batch", "does not divide")
+    # A 256000-token vocabulary over 6 chips: refused at once, nothing is compiled first.
+    result = invoke("compile", "--model", "palm-8b", "--chips", "6")
+    assert_usage_error(result, "'vocab' of size 256000", "does not divide")
 
 
 def test_a_run_whose_rows_all_fail_exits_non_zero(monkeypatch):

@@ -23,7 +23,7 @@ BATCH, INPUT_LEN, CONTEXT = 8, 32, 64
 def analytical_bytes(row, config) -> tuple[int, int, int]:
     """Per-chip weight bytes from the resolver's placements, KV bytes from the config (the cache is
     split over its batch by the attention layout's batch axes and the FFN's) and token bytes."""
-    cell = Cell(config.name, prefill_layout=row.layout, decode_layout=row.layout, mesh=row.mesh, chips=row.chips)
+    cell = Cell(config.name, prefill_layout=row.layout, decode_layout=row.layout, mesh=row.mesh, chips=row.chips, batch=row.batch)
     partitioning = cell.resolve().partitionings[row.phase]
     mesh_shape = dict(zip("xyz", parse_mesh(row.mesh)))
     weights = sum(p.per_chip_bytes for p in weight_placements(build_abstract(config), partitioning, mesh_shape))
@@ -99,7 +99,7 @@ def test_input_errors_raise():
     with pytest.raises(TargetError):
         compile_cell(Cell("palm-tiny", chips=8, target="tpu-v9"))
     with pytest.raises(IndivisibleDimensionError):
-        compile_cell(Cell("palm-tiny", chips=8, phase="decode", decode_attention="batch", batch=4))
+        compile_cell(Cell("palm-tiny", chips=6, phase="decode", target="local"))  # a vocabulary of 256 over 6 chips
 
 
 def test_cross_check_gives_compiled_over_estimated():

@@ -9,6 +9,7 @@ from layouts.errors import IndivisibleDimensionError, MeshError
 from layouts.bench.estimate_rows import estimate_cell, estimate_or_error_rows
 from layouts.hardware import UnknownChipError
 from layouts.bench.result_row import ROW_KEYS
+from zoo.logical_axes import Role
 from zoo.errors import ZooError
 
 CELL = Cell("palm-540b-64h", chips=64, batch=64, decode_attention="batch", weights="int8", input_len=2048, gen_tokens=64)
@@ -51,9 +52,12 @@ def test_communication_is_per_kind():
     assert comm["all_gather"] > 0 and comm["reduce_scatter"] > 0 and comm["all_to_all"] > 0 and comm["other"] == 0
 
 
-def test_the_true_palm_540b_heads_do_not_divide_64_chips():
-    with pytest.raises(IndivisibleDimensionError, match="size 48 .* palm-540b-64h"):
-        estimate_cell(Cell("palm-540b", chips=64, batch=64))
+def test_the_true_palm_540b_splits_its_48_heads_16_ways_on_64_chips():
+    # The heads over x and y (48 = 3 · 16), the head dimension over z (`layouts.fit`).
+    cell = Cell("palm-540b", prefill_layout="1d-ws", decode_layout="1d-ws", chips=64, mesh="4x4x4", batch=64)
+    partitioning = cell.resolve().partitionings["decode"]
+    assert partitioning.axes(Role.WEIGHT, "heads") == ("x", "y") and partitioning.axes(Role.WEIGHT, "head_dim") == ("z",)
+    assert all(row.status == "ok" for row in estimate_cell(cell))
 
 
 @pytest.mark.parametrize(
@@ -61,7 +65,7 @@ def test_the_true_palm_540b_heads_do_not_divide_64_chips():
     [
         (Cell("palm-8b", chips=12, batch=12), MeshError, "12 chips do not form"),
         (Cell("palm-8b", chips=16, batch=16, target="h100-sxm"), MeshError, "exceed the largest NVLink domain"),
-        (Cell("palm-8b", chips=8, batch=4, phase="decode", decode_attention="batch"), IndivisibleDimensionError, "size 4"),
+        (Cell("mtnlg-530b", chips=4096, decode_layout="1d-ws", phase="decode"), IndivisibleDimensionError, "size 51200"),
         (Cell("palm-8b", chips=8, target="tpu-v9"), UnknownChipError, "unknown chip 'tpu-v9'"),
     ],
 )

@@ -107,7 +107,7 @@ def test_chunked_prefill_equals_the_whole_prompt(reference, devices, ffn, partit
 @pytest.mark.parametrize("ffn", list(FFN_LAYOUTS))
 def test_one_prompt_generates_the_unsharded_tokens_under_every_layout(devices, ffn, attention):
     # A batch of one on 8 devices: the layouts that split the batch (wg-x, wg-xy, wg-xyz, and
-    # attention over the batch) split it over no axes (`layouts.batch_split`) and repeat its work.
+    # attention over the batch) split it over no axes (`layouts.fit`) and repeat its work.
     config = get_preset("palm-tiny").replace(dtype="float32")
     model = Transformer(config, key=jax.random.key(0))
     prompt = jax.random.randint(jax.random.key(1), (1, PROMPT), 0, 256, dtype=jnp.int32)
@@ -116,4 +116,22 @@ def test_one_prompt_generates_the_unsharded_tokens_under_every_layout(devices, f
     got = sharded_generate(
         model, prompt, jax.random.key(0), prefill_partitioning=partitioning, decode_partitioning=partitioning, mesh=make_mesh((2, 2, 2)), max_new_tokens=3
     )
+    np.testing.assert_array_equal(np.asarray(got.tokens), np.asarray(expected.tokens))
+
+
+@pytest.mark.parametrize("partitioner", PARTITIONERS)
+@pytest.mark.parametrize("ffn", ["1d-ws", "2d-ws"])
+@pytest.mark.parametrize("preset", ["palm-tiny", "mtnlg-tiny"])
+def test_more_chips_than_heads_generates_the_unsharded_tokens(devices, preset, ffn, partitioner):
+    # 4 query heads (and under mtnlg-tiny 4 K/V heads) on 8 devices: the heads split over the
+    # leading axes that divide them, the head dimension over the rest (`layouts.fit`).
+    config = get_preset(preset).replace(dtype="float32", n_heads=4, n_kv_heads=1 if preset == "palm-tiny" else 4, d_head=32)
+    model = Transformer(config, key=jax.random.key(0))
+    prompt = jax.random.randint(jax.random.key(1), (BATCH, PROMPT), 0, 256, dtype=jnp.int32)
+    expected = generate_jit(model, prompt, jax.random.key(0), max_new_tokens=3)
+    got = sharded_generate(
+        model, prompt, jax.random.key(0), mesh=make_mesh((2, 2, 2)), max_new_tokens=3, partitioner=partitioner,
+        prefill_partitioning=Partitioning(FFN_LAYOUTS[ffn], ATTENTION_LAYOUTS["heads"], config),
+        decode_partitioning=Partitioning(FFN_LAYOUTS[ffn], ATTENTION_LAYOUTS["batch" if preset == "palm-tiny" else "heads"], config),
+    )  # fmt: skip
     np.testing.assert_array_equal(np.asarray(got.tokens), np.asarray(expected.tokens))

@@ -47,7 +47,12 @@ HIDDEN_KV_HEADS = "hidden_kv_heads"  # K/V heads right after projection
 ATTENTION_BATCH = "attention_batch"  # batch inside attention: B_xyz under batch-sharded attention
 ATTENTION_HEADS = "attention_heads"  # query heads inside attention
 ATTENTION_KV_HEADS = "attention_kv_heads"
-ACTIVATION_HEAD_DIM = "activation_head_dim"
+ACTIVATION_HEAD_DIM = "activation_head_dim"  # queries' and K/V's head dimension after projection
+# The head dimension inside attention (whole: scores contract it) and as W_o consumes it (as W_o
+# splits it): where a layout splits the heads over more chips than there are heads
+# (`layouts.fit`), the head dimension takes the other axes after projection.
+ATTENTION_HEAD_DIM = "attention_head_dim"
+MATMUL_HEAD_DIM = "matmul_head_dim"
 LOGITS_VOCAB = "logits_vocab"
 # The batch of the output head's input and of the embedding lookup's ids: the batch axes the stored
 # embedding table does not split, so both use the table where it is stored and never gather it.
@@ -78,6 +83,8 @@ NAMES_BY_ROLE: dict[Role, frozenset[str]] = {
             ATTENTION_HEADS,
             ATTENTION_KV_HEADS,
             ACTIVATION_HEAD_DIM,
+            ATTENTION_HEAD_DIM,
+            MATMUL_HEAD_DIM,
             LOGITS_VOCAB,
             HEAD_BATCH,
         }

@@ -13,6 +13,7 @@ takes: by default the largest that fits).
 """
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,9 @@ from layouts.bench.compile_rows import compile_cell
 from layouts.bench.estimate_rows import estimate_cell
 from layouts.bench.result_row import ResultRow
 from layouts.compiled.targets import target_chip
+from layouts.layout import MESH_AXES
 from zoo.errors import ZooError
+from zoo.logical_axes import ATTENTION_BATCH, Role
 from zoo.generation import MAX_CACHE_LEN
 
 LIMITS = ("context", "batch")
@@ -172,15 +175,11 @@ def _boundary(
 
 
 def _batch_step(cell: Cell) -> int:
-    """The smallest batch the cell's layouts split over its mesh (every larger one is a multiple
-    of it): the batch axes' ways, found by asking the estimate which divisor of the chip count
-    passes its divisibility checks."""
-    for batch in range(1, cell.chips + 1):
-        if cell.chips % batch:
-            continue
-        try:
-            estimate_cell(dataclasses.replace(cell, batch=batch))
-        except ZooError:
-            continue
-        return batch
-    raise CapacityError(f"no batch up to {cell.chips} divides over the mesh under {cell.prefill_layout}/{cell.decode_layout}")
+    """The smallest batch the cell's layouts split over their mesh whole (every larger one is a
+    multiple of it, and a smaller one splits over fewer axes: `layouts.fit`): the ways of
+    the axes attention splits the batch over, the larger of the two phases'."""
+    resolved = dataclasses.replace(cell, batch=cell.chips).resolve()  # every split divides the chip count
+    return max(
+        math.prod(dict(zip(MESH_AXES, resolved.mesh_shapes[phase]))[axis] for axis in resolved.partitionings[phase].axes(Role.ACTIVATION, ATTENTION_BATCH))
+        for phase in cell.phases
+    )

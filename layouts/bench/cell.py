@@ -8,7 +8,7 @@ import dataclasses
 from typing import Literal
 
 from layouts.compiled.targets import LOCAL, local_chip, target_chip
-from layouts.batch_split import batch_axes, fit_batch
+from layouts.fit import batch_axes, fit
 from layouts.cost.chunking import choose_prefill_chunk
 from layouts.errors import MeshError
 from layouts.layout import Partitioning
@@ -87,8 +87,8 @@ class Cell:
         else:
             prefill_mesh = choose_mesh_shape(self.chips, prefill.ffn, config, tokens=self.workload.pass_tokens("prefill"), batch=self.batch)
             decode_mesh = choose_mesh_shape(self.chips, decode.ffn, config, tokens=self.workload.pass_tokens("decode"), batch=self.batch)
-        # The batch split as far as the batch divides on the mesh (`layouts.batch_split`).
-        partitionings = {"prefill": fit_batch(prefill, prefill_mesh, self.batch), "decode": fit_batch(decode, decode_mesh, self.batch)}
+        # The heads and the batch split as far as they divide on the mesh (`layouts.fit`).
+        partitionings = {"prefill": fit(prefill, prefill_mesh, self.batch), "decode": fit(decode, decode_mesh, self.batch)}
         return ResolvedCell(self, config, partitionings, {"prefill": prefill_mesh, "decode": decode_mesh})
 
 

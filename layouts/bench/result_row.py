@@ -45,7 +45,7 @@ class ResultRow:
     collective_matmul: str = "none"  # "unidirectional" or "bidirectional": layouts.collective_matmul
     prefill_chunk: int | None = None  # prefill rows: tokens per sequence a layer takes at a time
     # The mesh axes attention and the KV cache split the batch over ("" for none), as far as the
-    # batch divides (`layouts.batch_split`).
+    # batch divides (`layouts.fit`).
     batch_axes: str | None = None
     status: Literal["ok", "error"] = "ok"
     error: str | None = None

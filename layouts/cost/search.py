@@ -11,7 +11,7 @@ batch divides.
 import dataclasses
 import math
 
-from layouts.batch_split import fit_batch
+from layouts.fit import fit
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.cost.chunking import choose_prefill_chunk
 from layouts.cost.estimator import PhaseEstimate, estimate_phase
@@ -74,7 +74,7 @@ def candidates(config: ModelConfig, chips: int, workload: Workload, phase: str, 
         meshes = factorizations(chips) if all_meshes else [choose_mesh_shape(chips, layout, config, tokens=workload.pass_tokens(phase), batch=workload.batch)]
         for attention_name, attention in ATTENTION_LAYOUTS.items():
             for mesh_shape in meshes:
-                yield name, attention_name, fit_batch(Partitioning(layout, attention, config), mesh_shape, workload.batch), mesh_shape
+                yield name, attention_name, fit(Partitioning(layout, attention, config), mesh_shape, workload.batch), mesh_shape
 
 
 def best_choice(

@@ -39,6 +39,7 @@ from zoo.weights import is_weight
 from zoo.logical_axes import (
     ACTIVATION_HEAD_DIM,
     ATTENTION_BATCH,
+    ATTENTION_HEAD_DIM,
     ATTENTION_HEADS,
     ATTENTION_KV_HEADS,
     BATCH,
@@ -285,9 +286,9 @@ def _attention(flow: _Dataflow, h: _Tensor, config: ModelConfig) -> _Tensor:
     q = flow.settle(q, (act(BATCH), act(SEQ), act(HIDDEN_HEADS), act(ACTIVATION_HEAD_DIM)), "q projection")
     kv = flow.project(h, 2, (E, 2, K, Q), use(EMBED, FUSED, KV_HEADS, HEAD_DIM), "kv projection")
     kv = flow.settle(kv, (act(BATCH), act(SEQ), (), act(HIDDEN_KV_HEADS), act(ACTIVATION_HEAD_DIM)), "kv projection")
-    inside = (act(ATTENTION_BATCH), act(SEQ), act(ATTENTION_HEADS), act(ACTIVATION_HEAD_DIM))
+    inside = (act(ATTENTION_BATCH), act(SEQ), act(ATTENTION_HEADS), act(ATTENTION_HEAD_DIM))
     flow.settle(q, inside, "attention in", heads=2)
-    flow.settle(kv, (act(ATTENTION_BATCH), act(SEQ), (), act(ATTENTION_KV_HEADS), act(ACTIVATION_HEAD_DIM)), "attention in", heads=3)
+    flow.settle(kv, (act(ATTENTION_BATCH), act(SEQ), (), act(ATTENTION_KV_HEADS), act(ATTENTION_HEAD_DIM)), "attention in", heads=3)
     out = flow.settle(q.placed(inside), (act(BATCH), act(SEQ), act(HIDDEN_HEADS), act(ACTIVATION_HEAD_DIM)), "attention out", heads=2)
     out = _Tensor(out.sizes[:2] + (H * Q,), out.axes[:2] + (out.axes[2] + out.axes[3],))
     return flow.project(out, 2, (H * Q, E), (use(HEADS)[0] + use(HEAD_DIM)[0], use(EMBED)[0]), "o projection")
@@ -473,6 +474,7 @@ def _checks(partitioning: Partitioning) -> tuple[DimensionCheck, ...]:
         (HIDDEN_MLP, config.d_ff),
         (HIDDEN_HEADS, config.n_heads),
         (HIDDEN_KV_HEADS, config.n_kv_heads),
+        (ACTIVATION_HEAD_DIM, config.d_head),
         (ATTENTION_BATCH, None),
         (ATTENTION_HEADS, config.n_heads),
         (ATTENTION_KV_HEADS, config.n_kv_heads),

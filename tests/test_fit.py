@@ -1,10 +1,10 @@
 """Batches smaller than the mesh: a layout splits the batch over the largest set of its batch axes
-that divides it (z, then y, then x), and the rows say which (`layouts.batch_split`)."""
+that divides it (z, then y, then x), and the rows say which (`layouts.fit`)."""
 
 import pytest
 
 from layouts import ATTENTION_LAYOUTS, FFN_LAYOUTS, Partitioning
-from layouts.batch_split import batch_axes, dividing_axes, fit_batch
+from layouts.fit import batch_axes, dividing_axes, fit_batch
 from layouts.bench.cell import Cell
 from layouts.bench.compile_rows import compile_cell
 from layouts.bench.estimate_rows import estimate_cell
