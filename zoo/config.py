@@ -49,11 +49,6 @@ class ModelConfig:
             value = getattr(self, field)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{self.name}: {field} must be a positive integer, got {value!r}")
-        if self.d_model % self.n_heads:
-            raise ConfigError(
-                f"{self.name}: n_heads={self.n_heads} does not divide d_model={self.d_model}; "
-                f"valid head counts are divisors of {self.d_model}"
-            )
         if self.n_heads % self.n_kv_heads:
             raise ConfigError(
                 f"{self.name}: n_kv_heads={self.n_kv_heads} must divide n_heads={self.n_heads} "

@@ -5,6 +5,7 @@ import difflib
 
 from zoo.config import ModelConfig
 from zoo.errors import UnknownPresetError
+from zoo.model_file import is_model_file, read_model_file
 
 _PALM = dict(block="parallel", mlp="swiglu", positions="rope", use_bias=False, norm_bias=False, tie_embeddings=True)
 # Megatron-Turing NLG's output head is treated as tied to its input embedding, as the paper's
@@ -61,7 +62,10 @@ PAPER_MODELS: tuple[str, ...] = ("palm-8b", "palm-62b", "palm-540b", "mtnlg-530b
 
 
 def get_preset(name: str) -> ModelConfig:
-    """The preset called `name`; an unknown name raises with the valid ones and the nearest."""
+    """The preset called `name`, or the model a `.toml` file describes (`zoo.model_file`); an
+    unknown name raises with the valid ones and the nearest."""
+    if is_model_file(name):
+        return read_model_file(name)
     try:
         return PRESETS[name]
     except KeyError:
