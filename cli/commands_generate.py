@@ -1,11 +1,13 @@
 """`zoo generate`: text from a prompt with a small model on the local devices."""
 
+import functools
 import json
 import pathlib
 
 import click
 
 from cli.options import CELL_DEFAULTS, FORMAT, run_guarded, usage_error
+from layouts.partitioners import check_collective_matmul, check_partitioner
 from zoo.presets import PRESETS
 from zoo.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE
 
@@ -58,12 +60,18 @@ def _utf8_prompt(context: click.Context, parameter: click.Parameter, value: str)
 @click.option("--prefill-layout", help=f"FFN layout for prefill [default: --layout, else {CELL_DEFAULTS['prefill_layout']}]")
 @click.option("--decode-layout", help=f"FFN layout for decode [default: --layout, else {CELL_DEFAULTS['decode_layout']}]")
 @click.option("--attention", help=_attention_help())
+@click.option("--prefill-attention", help="attention layout for prefill [default: --attention, else heads]")
+@click.option("--decode-attention", help=f"attention layout for decode [default: --attention, else {CELL_DEFAULTS['decode_attention']}]")
 @click.option("--mesh", help="logical mesh XxYxZ over the local devices [default: the decode layout's choice for --chips]")
+@click.option("--partitioner", help=f"who writes the sharded program's collectives: explicit or compiler [default: {CELL_DEFAULTS['partitioner']}]")
+@click.option("--collective-matmul", help="none, unidirectional or bidirectional (explicit partitioner) [default: none]")
+@click.option("--prefill-chunk", type=click.IntRange(min=1), help="prompt tokens each layer takes at a time in prefill [default: the whole prompt]")
 @FORMAT
 def generate(
     model: str | None, checkpoint: pathlib.Path | None, prompt: str, gen_tokens: int, temperature: float, top_k, top_p, seed: int,
     chips: int | None, layout: str | None, prefill_layout: str | None, decode_layout: str | None, attention: str | None,
-    mesh: str | None, output_format: str,
+    prefill_attention: str | None, decode_attention: str | None, mesh: str | None, partitioner: str | None, collective_matmul: str | None,
+    prefill_chunk: int | None, output_format: str,
 ) -> None:  # fmt: skip
     """Generate text from PROMPT with a byte-level model: the shipped trained palm-4m by default, the
     checkpoint given by --checkpoint, or a randomly initialised --model preset. With --chips above 1
@@ -86,12 +94,17 @@ def generate(
     manifest = None if checkpoint is None and model is not None else _manifest(directory, model)
     config = get_preset(model) if manifest is None else manifest.config
 
-    layout_given = any(option is not None for option in (layout, prefill_layout, decode_layout, attention, mesh))
+    attentions = (prefill_attention or attention, decode_attention or attention)
+    program = {"partitioner": partitioner or CELL_DEFAULTS["partitioner"], "collective_matmul": collective_matmul or CELL_DEFAULTS["collective_matmul"]}
+    run_guarded(lambda: check_collective_matmul(program["collective_matmul"], check_partitioner(program["partitioner"])))
+    split_options = (layout, prefill_layout, decode_layout, attention, prefill_attention, decode_attention, mesh, partitioner, collective_matmul, prefill_chunk)
+    layout_given = any(option is not None for option in split_options)
     chip_count = _chip_count(chips, mesh, splitting=layout_given)
     if chip_count == 1 and not layout_given:
         layout_name, run, devices = None, generate_jit, jax.devices()[:1]
     else:
-        layout_name, run, devices = _sharded(config, batch, chip_count, layout, prefill_layout, decode_layout, attention, mesh)
+        layout_name, run, devices = _sharded(config, batch, chip_count, layout, prefill_layout, decode_layout, attentions, mesh)
+        run = functools.partial(run, **program, prefill_chunk=prefill_chunk)
     stored = {} if manifest is None else {"weights": manifest.weights, "weight_bytes": manifest.total_bytes}
     required = generation_bytes(config, batch, prompt_len, gen_tokens, **stored, platform=devices[0].platform)
     run_guarded(lambda: check_fits_locally(required, f"generating {gen_tokens} tokens with {config.name}", devices))
@@ -149,7 +162,7 @@ def _chip_count(chips: int | None, mesh: str | None, *, splitting: bool) -> int:
     return local_chip_count() if splitting else 1
 
 
-def _sharded(config, batch: int, chips: int, layout, prefill_layout, decode_layout, attention, mesh):
+def _sharded(config, batch: int, chips: int, layout, prefill_layout, decode_layout, attentions: tuple[str | None, str | None], mesh):
     """(layout name, generate function, devices) for generation split over `chips` local devices."""
     from functools import partial
 
@@ -160,10 +173,10 @@ def _sharded(config, batch: int, chips: int, layout, prefill_layout, decode_layo
     from zoo import build_abstract
 
     prefill_partitioning = run_guarded(
-        lambda: get_partitioning(prefill_layout or layout or CELL_DEFAULTS["prefill_layout"], attention or CELL_DEFAULTS["prefill_attention"], config)
+        lambda: get_partitioning(prefill_layout or layout or CELL_DEFAULTS["prefill_layout"], attentions[0] or CELL_DEFAULTS["prefill_attention"], config)
     )
     decode_partitioning = run_guarded(
-        lambda: get_partitioning(decode_layout or layout or CELL_DEFAULTS["decode_layout"], attention or CELL_DEFAULTS["decode_attention"], config)
+        lambda: get_partitioning(decode_layout or layout or CELL_DEFAULTS["decode_layout"], attentions[1] or CELL_DEFAULTS["decode_attention"], config)
     )
     devices = jax.devices()[:chips]
     shape = run_guarded(lambda: parse_mesh(mesh) if mesh else choose_mesh_shape(chips, decode_partitioning.ffn, config, batch=batch))

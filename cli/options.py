@@ -63,7 +63,7 @@ def cell_options(function):
         click.option("--layout", help="FFN layout name or layout file for both phases; 'auto': the estimator's best per phase"),
         click.option("--prefill-layout", help=f"FFN layout for prefill [default: {CELL_DEFAULTS['prefill_layout']}]"),
         click.option("--decode-layout", help=f"FFN layout for decode [default: {CELL_DEFAULTS['decode_layout']}]"),
-        click.option("--attention", help="attention layout for both phases (heads, batch, batch-yz, batch-z, or a file)"),
+        click.option("--attention", help="attention layout for both phases (heads, batch, batch-yz, batch-z, or a file); 'auto': the estimator's best for the FFN layout"),
         click.option("--prefill-attention", help=f"[default: {CELL_DEFAULTS['prefill_attention']}]"),
         click.option("--decode-attention", help=f"[default: {CELL_DEFAULTS['decode_attention']}]"),
         click.option("--chips", help=f"chip count [default: {CELL_DEFAULTS['chips']}]"),

@@ -21,7 +21,8 @@ import math
 
 from layouts.builtin import ATTENTION_LAYOUTS
 from layouts.layout import MESH_AXES, AttentionLayout, Layout, Partitioning
-from zoo.logical_axes import ACTIVATION_HEAD_DIM, ATTENTION_BATCH, BATCH, HEAD_DIM, HEADS, HIDDEN_HEADS, MATMUL_HEADS, Role
+from layouts.errors import LayoutError
+from zoo.logical_axes import ACTIVATION_HEAD_DIM, ATTENTION_BATCH, ATTENTION_HEADS, ATTENTION_KV_HEADS, BATCH, HEAD_DIM, HEADS, HIDDEN_HEADS, MATMUL_HEADS, Role
 
 Axes = tuple[str, ...]
 MeshShape = tuple[int, int, int]
@@ -31,28 +32,61 @@ _HEAD_RULES = ((Role.WEIGHT, HEADS, HEAD_DIM), (Role.WEIGHT_USE, HEADS, HEAD_DIM
 
 
 def fit(partitioning: Partitioning, mesh_shape: MeshShape, batch: int) -> Partitioning:
-    """`partitioning` with its heads and its batch split as far as they divide (see the module)."""
-    return fit_batch(fit_heads(partitioning, mesh_shape), mesh_shape, batch)
+    """`partitioning` with its heads and its batch split as far as they divide (see the module);
+    LayoutError where grouped-query attention's KV heads cannot follow the query heads."""
+    fitted = fit_batch(fit_heads(partitioning, mesh_shape), mesh_shape, batch)
+    _check_groups(fitted, dict(zip(MESH_AXES, mesh_shape)))
+    return fitted
+
+
+def _leading_dividing(axes: Axes, sizes: dict[str, int], count: int) -> Axes:
+    """The longest leading run of `axes` whose ways divide `count`."""
+    while count % math.prod(sizes[axis] for axis in axes):
+        axes = axes[:-1]
+    return axes
 
 
 def fit_heads(partitioning: Partitioning, mesh_shape: MeshShape) -> Partitioning:
     """`partitioning` with each split of the query heads cut to its longest leading run of axes
-    that divides the head count, the rest of its axes moved to the head dimension."""
-    sizes, heads = dict(zip(MESH_AXES, mesh_shape)), partitioning.config.n_heads
+    that divides the head count, the rest of its axes moved to the head dimension; and, with
+    several KV heads, the axes beyond each split's longest leading run that divides the KV heads
+    left unsplit for them (`Partitioning.kv_unsplit`)."""
+    sizes, config = dict(zip(MESH_AXES, mesh_shape)), partitioning.config
     rules = {role: dict(table) for role, table in partitioning.ffn.rules.items()}
     for role, name, head_dim in _HEAD_RULES:
         axes = rules[role][name]
-        kept = axes
-        while heads % math.prod(sizes[axis] for axis in kept):
-            kept = kept[:-1]
+        kept = _leading_dividing(axes, sizes, config.n_heads)
         if kept != axes:
             rules[role][name] = kept
             if head_dim is not None:  # a matmul's input takes the head dimension as its weight does
                 rules[role][head_dim] = rules[role][head_dim] + axes[len(kept) :]
-    if rules == partitioning.ffn.rules:
+    kv_unsplit: set[str] = set()
+    if config.n_kv_heads > 1:
+        for role, name, _ in _HEAD_RULES:
+            axes = rules[role][name]
+            kv_unsplit |= set(axes[len(_leading_dividing(axes, sizes, config.n_kv_heads)) :])
+    unsplit = tuple(axis for axis in MESH_AXES if axis in kv_unsplit)
+    if rules == partitioning.ffn.rules and unsplit == partitioning.kv_unsplit:
         return partitioning
-    ffn = dataclasses.replace(partitioning.ffn, rules=rules, summary=f"{partitioning.ffn.summary} (heads split as far as {heads} divides)")
-    return Partitioning(ffn, partitioning.attention, partitioning.config)
+    ffn = partitioning.ffn
+    if rules != ffn.rules:
+        ffn = dataclasses.replace(ffn, rules=rules, summary=f"{ffn.summary} (heads split as far as {config.n_heads} divides)")
+    return dataclasses.replace(partitioning, ffn=ffn, kv_unsplit=unsplit)
+
+
+def _check_groups(partitioning: Partitioning, sizes: dict[str, int]) -> None:
+    """Each chip's query heads must find their KV heads on it: with the KV heads split over fewer
+    axes than the query heads, the KV split must be the query split's leading axes and give each
+    chip one KV head (a chip's queries then all belong to it)."""
+    kv_heads = partitioning.config.n_kv_heads
+    heads, kv = (partitioning.axes(Role.ACTIVATION, name) for name in (ATTENTION_HEADS, ATTENTION_KV_HEADS))
+    if kv_heads == 1 or kv == heads or (heads[: len(kv)] == kv and math.prod(sizes[axis] for axis in kv) == kv_heads):
+        return
+    raise LayoutError(
+        f"grouped-query attention: {kv_heads} KV heads split over {''.join(kv) or 'no axes'} cannot serve the query heads split over "
+        f"{''.join(heads)} under layout {partitioning.name!r} on mesh {'x'.join(str(sizes[axis]) for axis in MESH_AXES)}; "
+        f"use attention over the batch (--attention batch) or a mesh whose leading head axes give {kv_heads} ways"
+    )
 
 
 def dividing_axes(requested: Axes, sizes: dict[str, int], batch: int, ways: int = 1) -> Axes:
@@ -78,7 +112,7 @@ def fit_batch(partitioning: Partitioning, mesh_shape: MeshShape, batch: int) -> 
     if kept_ffn == ffn_batch and kept_attention == attention_batch:
         return partitioning
     ffn = partitioning.ffn if kept_ffn == ffn_batch else _with_batch(partitioning.ffn, kept_ffn)
-    return Partitioning(ffn, _attention_over(kept_attention, partitioning.attention), partitioning.config)
+    return dataclasses.replace(partitioning, ffn=ffn, attention=_attention_over(kept_attention, partitioning.attention))
 
 
 def mesh_shape(mesh) -> MeshShape:

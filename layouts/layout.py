@@ -169,6 +169,9 @@ class Partitioning:
     ffn: Layout
     attention: AttentionLayout
     config: ModelConfig
+    # Head axes the K/V heads are not split over, where there are fewer K/V heads than query-head
+    # splits (grouped-query attention on many chips: `layouts.fit.fit_heads`); they are replicated there.
+    kv_unsplit: tuple[str, ...] = ()
     rules: Mapping[Role, Rules] = dataclasses.field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -178,12 +181,14 @@ class Partitioning:
         attention_batch = ffn_batch + tuple(axis for axis in self.attention.batch_axes if axis not in ffn_batch)
         attention_heads = tuple(axis for axis in head_axes if axis not in attention_batch)
         # A single K/V head cannot be split: it is replicated (the multiquery baseline) unless the
-        # attention layout moves attention to batch sharding. Several K/V heads split like queries.
+        # attention layout moves attention to batch sharding. Several K/V heads split like queries,
+        # less the axes in `kv_unsplit`.
         multiquery = self.config.n_kv_heads == 1
-        kv_attention = () if multiquery else attention_heads
-        kv_hidden = () if multiquery else head_axes
-        kv_weight = () if multiquery else self.ffn.axes(Role.WEIGHT, "heads")
-        kv_weight_use = () if multiquery else self.ffn.axes(Role.WEIGHT_USE, "heads")
+        kv = lambda axes: () if multiquery else tuple(axis for axis in axes if axis not in self.kv_unsplit)  # noqa: E731
+        kv_attention = kv(attention_heads)
+        kv_hidden = kv(head_axes)
+        kv_weight = kv(self.ffn.axes(Role.WEIGHT, "heads"))
+        kv_weight_use = kv(self.ffn.axes(Role.WEIGHT_USE, "heads"))
         rules = {role: dict(table) for role, table in self.ffn.rules.items()}
         rules[Role.WEIGHT][KV_HEADS] = kv_weight
         rules[Role.WEIGHT_USE][KV_HEADS] = kv_weight_use

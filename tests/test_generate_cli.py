@@ -110,3 +110,18 @@ def test_table_output_escapes_what_json_keeps_exact():
     table = invoke(*args).stdout
     assert table == printable("The " + record["text"]) + "\n"
     assert not any(ord(character) < 0x20 and character not in "\n\t" for character in table)
+
+
+def test_the_cell_flags_split_one_prompt_as_they_split_a_cell():
+    # One prompt under wg-xyz with attention over the batch (both split over no axes), the
+    # compiler's partitioner and a chunked prefill: the tokens of the unsplit generation.
+    common = ("--model", "palm-tiny", "--prompt", "def main(", "--gen-tokens", "4", "--format", "json")
+    whole = json.loads(invoke(*common).stdout)
+    split = invoke(*common, "--chips", "8", "--layout", "wg-xyz", "--decode-attention", "batch", "--partitioner", "compiler", "--prefill-chunk", "4")
+    assert split.exit_code == 0, split.stderr
+    record = json.loads(split.stdout)
+    assert record["tokens"] == whole["tokens"] and record["layout"] == "wg-xyz+heads"
+
+
+def test_an_unknown_partitioner_exits_2(nothing_allocated):
+    assert_one_line_error(invoke("--partitioner", "magic"), "partitioner", "explicit")

@@ -72,3 +72,27 @@ def test_a_bad_model_file_is_refused_in_one_line(tmp_path, text, message):
 
 def test_a_missing_model_file_is_refused_in_one_line(tmp_path):
     assert_usage_error(invoke("models", str(tmp_path / "none.toml")), "does not exist")
+
+
+@pytest.mark.parametrize("ffn", ["1d-ws", "2d-ws"])
+def test_fewer_kv_heads_than_head_splits_generate_the_unsharded_tokens(devices, ffn):
+    # 8 query heads over 2 KV heads on 8 devices: the KV heads split over the query heads' leading
+    # axis, one per chip there, and are replicated over the rest (`layouts.fit`).
+    config = get_preset(str(MODELS / "gqa-tiny.toml")).replace(dtype="float32", n_heads=8, n_kv_heads=2)
+    model = Transformer(config, key=jax.random.key(0))
+    prompt = jax.random.randint(jax.random.key(1), (8, 6), 0, 256, dtype=jnp.int32)
+    expected = generate_jit(model, prompt, jax.random.key(0), max_new_tokens=3)
+    partitioning = Partitioning(FFN_LAYOUTS[ffn], ATTENTION_LAYOUTS["heads"], config)
+    got = sharded_generate(model, prompt, jax.random.key(0), mesh=make_mesh((2, 2, 2)), max_new_tokens=3, prefill_partitioning=partitioning, decode_partitioning=partitioning)
+    np.testing.assert_array_equal(np.asarray(got.tokens), np.asarray(expected.tokens))
+
+
+def test_kv_heads_that_cannot_serve_the_query_heads_are_refused_with_the_way_out():
+    from layouts.errors import LayoutError
+    from layouts.fit import fit
+
+    config = get_preset(str(MODELS / "llama-2-70b.toml"))
+    with pytest.raises(LayoutError, match="8 KV heads split over z cannot serve .*--attention batch"):
+        fit(Partitioning(FFN_LAYOUTS["2d-ws"], ATTENTION_LAYOUTS["heads"], config), (4, 4, 4), 64)
+    fitted = fit(Partitioning(FFN_LAYOUTS["2d-ws"], ATTENTION_LAYOUTS["batch"], config), (4, 4, 4), 64)
+    assert fitted.kv_unsplit == ("x", "y")

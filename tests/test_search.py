@@ -57,3 +57,18 @@ def test_pareto_sweep_trades_latency_for_cost():
     latencies = [row.latency_s for row in frontier]
     costs = [row.cost_chip_ms_per_token for row in frontier]
     assert latencies == sorted(latencies) and costs == sorted(costs, reverse=True)
+
+
+@pytest.mark.parametrize("batch", [4, 64])
+def test_auto_attention_takes_the_fastest_attention_layout_for_the_ffn_layout_given(batch):
+    from layouts.bench.auto import resolve_auto
+    from layouts.bench.estimate_rows import estimate_cell
+    from layouts.builtin import ATTENTION_LAYOUTS
+
+    given = dict(decode_layout="1d-ws", chips=64, batch=batch, phase="decode")
+    chosen = resolve_auto(Cell("palm-540b-64h", decode_attention="auto", **given))
+    assert chosen.decode_layout == "1d-ws" and chosen.decode_attention in ATTENTION_LAYOUTS
+    (best,) = estimate_cell(chosen)
+    for attention in ATTENTION_LAYOUTS:
+        (other,) = estimate_cell(Cell("palm-540b-64h", decode_attention=attention, **given))
+        assert best.latency_s <= other.latency_s, (attention, best.attention)

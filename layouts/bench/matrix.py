@@ -9,7 +9,7 @@ import dataclasses
 import itertools
 from pathlib import Path
 
-from layouts.bench.auto import AUTO
+from layouts.bench.auto import is_auto
 from layouts.bench.cell import Cell
 from layouts.toml_file import read_toml
 from zoo.errors import ZooError
@@ -60,7 +60,7 @@ class Matrix:
         cells = []
         for values in itertools.product(*chosen.values()):
             cell = Cell(**dict(zip(chosen, values)))
-            if AUTO not in (cell.prefill_layout, cell.decode_layout):
+            if not is_auto(cell):
                 cell.resolve()  # unknown names and impossible meshes fail here, before any work
             cells.append(cell)
         return cells

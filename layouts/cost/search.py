@@ -17,7 +17,7 @@ from layouts.cost.chunking import choose_prefill_chunk
 from layouts.cost.estimator import PhaseEstimate, estimate_phase
 from layouts.workload import Workload
 from layouts.hardware import Chip
-from layouts.layout import MESH_AXES, Partitioning
+from layouts.layout import MESH_AXES, Layout, Partitioning
 from layouts.mesh import MeshShape, balanced_shape, choose_mesh_shape, factorizations
 from zoo.config import ModelConfig
 from zoo.errors import ZooError
@@ -64,12 +64,12 @@ class Choice:
     estimate: PhaseEstimate
 
 
-def candidates(config: ModelConfig, chips: int, workload: Workload, phase: str, *, all_meshes: bool = False):
+def candidates(config: ModelConfig, chips: int, workload: Workload, phase: str, *, all_meshes: bool = False, ffn: Layout | None = None):
     """(FFN layout name, attention layout name, partitioning, mesh shape) for every registered FFN
-    layout meant for `phase` and every attention layout, on the layout's preferred mesh (or every
-    factorization of the chip count)."""
-    for name, layout in FFN_LAYOUTS.items():
-        if layout.phase not in (phase, "any"):
+    layout meant for `phase` (or `ffn` alone) and every attention layout, on the layout's preferred
+    mesh (or every factorization of the chip count)."""
+    for name, layout in FFN_LAYOUTS.items() if ffn is None else [(ffn.name, ffn)]:
+        if ffn is None and layout.phase not in (phase, "any"):
             continue
         meshes = factorizations(chips) if all_meshes else [choose_mesh_shape(chips, layout, config, tokens=workload.pass_tokens(phase), batch=workload.batch)]
         for attention_name, attention in ATTENTION_LAYOUTS.items():
@@ -79,7 +79,7 @@ def candidates(config: ModelConfig, chips: int, workload: Workload, phase: str, 
 
 def best_choice(
     config: ModelConfig, chip: Chip, chips: int, workload: Workload, phase: str, *,
-    mode: str = "calibrated", objective: str = "latency", all_meshes: bool = False,
+    mode: str = "calibrated", objective: str = "latency", all_meshes: bool = False, ffn: Layout | None = None,
 ) -> Choice:  # fmt: skip
     """The fastest (`latency`) or cheapest (`cost`) registered layout for `phase` among those that
     divide the model and fit in HBM (a prefill whose workload leaves the chunk open, in the chunk
@@ -87,7 +87,7 @@ def best_choice(
     if objective not in OBJECTIVES:
         raise ZooError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     usable, reasons = [], set()
-    for name, attention, partitioning, mesh_shape in candidates(config, chips, workload, phase, all_meshes=all_meshes):
+    for name, attention, partitioning, mesh_shape in candidates(config, chips, workload, phase, all_meshes=all_meshes, ffn=ffn):
         try:
             chunked = workload
             if phase == "prefill" and workload.prefill_chunk is None:
