@@ -19,6 +19,7 @@ Lower parts never import higher ones: cost and compiled import only this core, b
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.collective_moves import ExplicitProgramError
 from layouts.errors import IndivisibleDimensionError, LayoutError, LayoutFileError, MeshError, UnknownLayoutError
+from layouts.fit import fit
 from layouts.hardware import CHIPS, Chip, get_chip, load_chips
 from layouts.layout import COLLECTIVE_KINDS, MESH_AXES, AttentionLayout, Layout, Partitioning
 from layouts.layout_file import load
@@ -66,6 +67,7 @@ __all__ = [
     "cache_shardings",
     "choose_mesh_shape",
     "factorizations",
+    "fit",
     "format_mesh",
     "get_attention_layout",
     "get_chip",

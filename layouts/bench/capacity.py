@@ -24,8 +24,8 @@ from layouts.bench.result_row import ResultRow
 from layouts.compiled.targets import target_chip
 from layouts.layout import MESH_AXES
 from zoo.errors import ZooError
-from zoo.logical_axes import ATTENTION_BATCH, Role
 from zoo.generation import MAX_CACHE_LEN
+from zoo.logical_axes import ATTENTION_BATCH, Role
 
 LIMITS = ("context", "batch")
 CONTEXT_TOLERANCE = 1 / 256  # a compiled context boundary to within this fraction of the estimate's
