@@ -49,3 +49,14 @@ def test_decode_at_batch_4_on_64_chips_over_the_batch_estimates_and_compiles_ove
     # The KV cache split 4 ways (z), as estimated.
     assert compiled.memory_per_chip_bytes["kv_cache"] == pytest.approx(estimated.memory_per_chip_bytes["kv_cache"], rel=0.02)
     assert compiled.comm_bytes_per_chip["all_to_all"] == pytest.approx(estimated.comm_bytes_per_chip["all_to_all"], rel=0.02)
+
+
+def test_the_default_cell_gives_rows_for_every_model():
+    # Batch 1 with the defaults (attention over the batch would split one sequence over no axes).
+    from cli_helpers import invoke, json_lines
+
+    for model in ("palm-8b", "palm-62b", "palm-540b", "mtnlg-530b"):
+        rows = json_lines(invoke("estimate", "--model", model, "--format", "json"))
+        assert [row["status"] for row in rows] == ["ok", "ok"], rows
+    rows = json_lines(invoke("estimate", "--model", "palm-8b", "--decode-attention", "batch", "--phase", "decode", "--format", "json"))
+    assert rows[0]["status"] == "ok" and (rows[0]["attention"], rows[0]["batch_axes"]) == ("heads", "")

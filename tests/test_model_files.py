@@ -96,3 +96,10 @@ def test_kv_heads_that_cannot_serve_the_query_heads_are_refused_with_the_way_out
         fit(Partitioning(FFN_LAYOUTS["2d-ws"], ATTENTION_LAYOUTS["heads"], config), (4, 4, 4), 64)
     fitted = fit(Partitioning(FFN_LAYOUTS["2d-ws"], ATTENTION_LAYOUTS["batch"], config), (4, 4, 4), 64)
     assert fitted.kv_unsplit == ("x", "y")
+
+
+def test_an_experiment_file_takes_a_model_file(tmp_path):
+    experiment = tmp_path / "gqa.toml"
+    experiment.write_text(f'model = "{MODELS / "llama-3-8b.toml"}"\nchips = [8, 16]\nbatch = [1, 64]\nphase = "decode"\nsource = ["estimate"]\n')
+    rows = json_lines(invoke("bench", "--config", str(experiment), "--out", str(tmp_path / "out"), "--format", "json", "--no-plots"))
+    assert len(rows) == 4 and all(row["status"] == "ok" and row["model"].endswith("llama-3-8b.toml") for row in rows), rows
