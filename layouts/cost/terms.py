@@ -334,9 +334,9 @@ def _working_sets(block: str, matmul_input: Term, queries: Term, scores: Term, p
     """What one layer holds at once, stage by stage, as (elements, bytes each):
     - attention: the projections' gathered input (bf16), the queries and the scores over the
       cache (fp32);
-    - the FFN input projection: the gathered input and that projection's result (bf16, a partial
-      sum over what the contraction splits, before the move that places it);
-    - the hidden placed: that result and the placed hidden (fp32) it becomes;
+    - the FFN input projection: the gathered input, that projection's result (bf16, a partial
+      sum over what the contraction splits, before the move that places it) and the placed hidden
+      (fp32) it becomes, which the compiled programs hold together;
     - the end: the gathered input and the output projections' results before their reduction into
       the residual stream (bf16).
     The parallel block holds attention's result from its end through the MLP until the two are
