@@ -8,8 +8,8 @@ from layouts.bench.estimate_rows import estimate_cell
 from layouts.bench.result_row import ResultRow
 from layouts.compiled.targets import target_chip
 from layouts.cost.search import Choice, best_choice
-from layouts.mesh import format_mesh
 from layouts.layout import Layout
+from layouts.mesh import format_mesh
 from layouts.registry import get_layout
 from zoo.presets import get_preset
 
