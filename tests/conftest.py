@@ -23,6 +23,12 @@ FP32_ATOL = 1e-5
 FP32_RTOL = 1e-5
 
 
+def slow_but(cases, fast) -> list:
+    """`cases` for `pytest.mark.parametrize`, all but those in `fast` marked slow: the default run
+    keeps a representative few of a long matrix, `pytest -m slow` the rest."""
+    return [case if case in fast else pytest.param(*(case if isinstance(case, tuple) else (case,)), marks=pytest.mark.slow) for case in cases]
+
+
 @pytest.fixture(scope="session")
 def devices():
     assert len(jax.devices()) == 8, "tests need 8 forced host devices"

@@ -3,6 +3,7 @@ one KV cache, never a gathered embedding table, the estimate's memory within 5% 
 compiler's at decode, and chunked prefill's memory following its chunk."""
 
 import pytest
+from conftest import slow_but
 
 from layouts import FFN_LAYOUTS
 from layouts.bench.cell import Cell
@@ -24,7 +25,11 @@ def _decode(layout: str, batch: int, model: str = "palm-8b", chips: int = 8, mes
 
 # Over heads, the weight-stationary layouts (a weight-gathered layout's temporaries hold its
 # gathered weights, more than a tenth of so small a cache).
-@pytest.mark.parametrize("layout,attention", [(layout, "batch") for layout in FFN_LAYOUTS] + [(layout, "heads") for layout in WEIGHT_STATIONARY])
+# wg-xy compiles slowest (19 s): with the slow checks.
+_ONE_CACHE = [(layout, "batch") for layout in FFN_LAYOUTS] + [(layout, "heads") for layout in WEIGHT_STATIONARY]
+
+
+@pytest.mark.parametrize("layout,attention", slow_but(_ONE_CACHE, [case for case in _ONE_CACHE if case[0] != "wg-xy"]))
 def test_decode_holds_one_kv_cache(layout, attention):
     # The step leaves the cache's memory layout to the compiler (`PhaseProgram.ahead_of_time`):
     # fixed at the boundary, the layer loop's own layout made it copy the cache in and out.
@@ -46,8 +51,10 @@ def test_the_output_head_never_gathers_the_table(layout):
     assert outside and all(entry["buffer_bytes_per_step"] < table_bytes / 100 for entry in outside), outside
 
 
-@pytest.mark.parametrize("layout", [layout for layout in FFN_LAYOUTS if layout != "wg-xyz"])
-@pytest.mark.parametrize("batch", [64, 512])
+_DECODE = [(layout, batch) for layout in FFN_LAYOUTS if layout != "wg-xyz" for batch in (64, 512)]
+
+
+@pytest.mark.parametrize("layout,batch", slow_but(_DECODE, [case for case in _DECODE if case != ("wg-xy", 512)]))
 def test_decode_memory_is_estimated_within_5_percent(layout, batch):
     compiled, estimated = _decode(layout, batch)
     assert compiled.memory_per_chip_bytes["total"] == pytest.approx(estimated.memory_per_chip_bytes["total"], rel=0.05)
@@ -69,7 +76,7 @@ def _prefill(layout: str, batch: int, chunk: int | None, model: str = "palm-8b",
     return compiled, estimated
 
 
-@pytest.mark.parametrize("layout", ["1d-ws", "2d-ws", "wg-x", "wg-xyz"])  # wg-xy compiles slowest; the slow 540B test has it
+@pytest.mark.parametrize("layout", slow_but(["1d-ws", "2d-ws", "wg-x", "wg-xyz"], ["1d-ws", "wg-xyz"]))  # wg-xy: the slow 540B test
 def test_chunked_prefill_holds_one_chunks_working_set(layout):
     whole, _ = _prefill(layout, 64, 2048)
     chunked, estimated = _prefill(layout, 64, 128)
@@ -123,8 +130,10 @@ def test_palm_540b_prefill_of_one_sequence_is_estimated_within_5_percent(layout)
 _OVER_ESTIMATED = {("wg-xy", 512), ("wg-xyz", 512), ("wg-xyz", 1)}
 
 
-@pytest.mark.parametrize("batch", [1, 512])
-@pytest.mark.parametrize("layout", ["1d-ws", "2d-ws", "wg-x", "wg-xyz"])  # wg-xy compiles slowest; the slow 540B test has it
+_PREFILL = [(layout, batch) for layout in ("1d-ws", "2d-ws", "wg-x", "wg-xyz") for batch in (1, 512)]  # wg-xy: the slow 540B test
+
+
+@pytest.mark.parametrize("layout,batch", slow_but(_PREFILL, [("wg-xyz", 512), ("2d-ws", 512), ("wg-x", 1)]))
 def test_prefill_is_estimated_within_5_percent_or_over(layout, batch):
     # Batch 512 in the chunk chosen (wg-xyz's is Table 2's high-throughput prefill cell); batch 1
     # whole, attention over heads, a weight-gathered layout's batch split over no axes.

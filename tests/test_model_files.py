@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from cli_helpers import assert_usage_error, invoke, json_lines, validate_row
+from conftest import slow_but
 
 from layouts import ATTENTION_LAYOUTS, FFN_LAYOUTS, Partitioning, make_mesh, sharded_generate
 from zoo import Transformer, generate_jit, get_preset
@@ -37,8 +38,7 @@ def test_a_grouped_query_model_from_a_file_estimates_and_compiles_for_a_tpu_topo
     assert compiled["memory_per_chip_bytes"]["kv_cache"] == pytest.approx(estimated["memory_per_chip_bytes"]["kv_cache"], rel=0.02)
 
 
-@pytest.mark.parametrize("attention", ["heads", "batch"])
-@pytest.mark.parametrize("ffn", ["1d-ws", "2d-ws"])
+@pytest.mark.parametrize("ffn,attention", slow_but([(ffn, attention) for ffn in ("1d-ws", "2d-ws") for attention in ("heads", "batch")], [("1d-ws", "heads"), ("2d-ws", "batch")]))
 def test_a_tiny_grouped_query_model_generates_sharded_as_it_does_whole(devices, ffn, attention):
     config = get_preset(str(MODELS / "gqa-tiny.toml")).replace(dtype="float32")
     model = Transformer(config, key=jax.random.key(0))

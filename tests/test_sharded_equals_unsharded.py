@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import FP32_ATOL, FP32_RTOL
+from conftest import FP32_ATOL, FP32_RTOL, slow_but
 
 from layouts import ATTENTION_LAYOUTS, FFN_LAYOUTS, PARTITIONERS, ExplicitProgramError, Partitioning, build_steps, make_mesh, sharded_generate
 from zoo import Transformer, decode_step, generate_jit, get_preset, init_cache, prefill
@@ -103,8 +103,10 @@ def test_chunked_prefill_equals_the_whole_prompt(reference, devices, ffn, partit
     assert int(cache.length) == PROMPT
 
 
-@pytest.mark.parametrize("attention", list(ATTENTION_LAYOUTS))
-@pytest.mark.parametrize("ffn", list(FFN_LAYOUTS))
+_ONE_PROMPT = [(ffn, attention) for ffn in FFN_LAYOUTS for attention in ATTENTION_LAYOUTS]
+
+
+@pytest.mark.parametrize("ffn,attention", slow_but(_ONE_PROMPT, [case for case in _ONE_PROMPT if case[1] in ("heads", "batch")]))
 def test_one_prompt_generates_the_unsharded_tokens_under_every_layout(devices, ffn, attention):
     # A batch of one on 8 devices: the layouts that split the batch (wg-x, wg-xy, wg-xyz, and
     # attention over the batch) split it over no axes (`layouts.fit`) and repeat its work.
