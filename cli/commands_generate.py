@@ -60,7 +60,7 @@ def _utf8_prompt(context: click.Context, parameter: click.Parameter, value: str)
 @click.option("--prefill-layout", help=f"FFN layout for prefill [default: --layout, else {CELL_DEFAULTS['prefill_layout']}]")
 @click.option("--decode-layout", help=f"FFN layout for decode [default: --layout, else {CELL_DEFAULTS['decode_layout']}]")
 @click.option("--attention", help=_attention_help())
-@click.option("--prefill-attention", help="attention layout for prefill [default: --attention, else heads]")
+@click.option("--prefill-attention", help=f"attention layout for prefill [default: --attention, else {CELL_DEFAULTS['prefill_attention']}]")
 @click.option("--decode-attention", help=f"attention layout for decode [default: --attention, else {CELL_DEFAULTS['decode_attention']}]")
 @click.option("--mesh", help="logical mesh XxYxZ over the local devices [default: the decode layout's choice for --chips]")
 @click.option("--partitioner", help=f"who writes the sharded program's collectives: explicit or compiler [default: {CELL_DEFAULTS['partitioner']}]")
@@ -164,8 +164,6 @@ def _chip_count(chips: int | None, mesh: str | None, *, splitting: bool) -> int:
 
 def _sharded(config, batch: int, chips: int, layout, prefill_layout, decode_layout, attentions: tuple[str | None, str | None], mesh):
     """(layout name, generate function, devices) for generation split over `chips` local devices."""
-    from functools import partial
-
     import jax
 
     from layouts import choose_mesh_shape, get_partitioning, make_mesh, parse_mesh, sharded_generate, weight_placements
@@ -187,5 +185,5 @@ def _sharded(config, batch: int, chips: int, layout, prefill_layout, decode_layo
     for partitioning in (prefill_partitioning, decode_partitioning):  # a dimension that does not divide fails before any allocation
         run_guarded(lambda: weight_placements(abstract, partitioning, dict(device_mesh.shape)))
     name = prefill_partitioning.name if prefill_partitioning.name == decode_partitioning.name else f"{prefill_partitioning.name} -> {decode_partitioning.name}"
-    run = partial(sharded_generate, prefill_partitioning=prefill_partitioning, decode_partitioning=decode_partitioning, mesh=device_mesh)
+    run = functools.partial(sharded_generate, prefill_partitioning=prefill_partitioning, decode_partitioning=decode_partitioning, mesh=device_mesh)
     return name, run, devices

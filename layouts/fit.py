@@ -20,8 +20,8 @@ import dataclasses
 import math
 
 from layouts.builtin import ATTENTION_LAYOUTS
-from layouts.layout import MESH_AXES, AttentionLayout, Layout, Partitioning
 from layouts.errors import LayoutError
+from layouts.layout import MESH_AXES, AttentionLayout, Layout, Partitioning
 from zoo.logical_axes import ACTIVATION_HEAD_DIM, ATTENTION_BATCH, ATTENTION_HEADS, ATTENTION_KV_HEADS, BATCH, HEAD_DIM, HEADS, HIDDEN_HEADS, MATMUL_HEADS, Role
 
 Axes = tuple[str, ...]

@@ -146,9 +146,9 @@ def waypoint(source: Distribution, destination: tuple[Axes, ...], reorderable: f
     first, partial sums and all, so that both halves run as collectives. The dimensions that lose
     some axes and gain others lose them first, to the dimensions that take them (all-to-all) or
     to none (all-gather); the partial sums are reduced in the second half, onto the dimensions
-    they are then free to reach. None if no such waypoint runs. Either half holds at most what
-    the tensor holds at either end, where gathering the mixed dimensions whole would hold them
-    unsplit."""
+    they are then free to reach. None if no such waypoint runs. Where the axes only move between
+    dimensions (the embedding's rows under wg-x), neither half holds more than the tensor at either
+    end, where gathering the mixed dimensions whole would hold them unsplit."""
     leaving, arriving, mixed = _moves(source, destination, reorderable)
     lost = {axis for axis, index in leaving.items() if index in mixed}
     axes = []
