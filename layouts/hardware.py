@@ -12,6 +12,7 @@ Bandwidths are one-way bytes per second. A torus chip spreads its links evenly o
     interconnect_bandwidth = 2.7e11  # one-way, all links of one chip together
     links = 6
     torus_axes = 3                   # 3: 3D torus, 2: 2D torus, 0: switch
+    wrap_multiple = 4                # axes wrap around when every slice dimension is a multiple of it
     max_chips = 4096
     [chip.my-chip.sources]
     peak_flops = "https://..."
@@ -51,6 +52,9 @@ class Chip:
     links: int
     torus_axes: int  # 3 or 2 for a torus (links spread evenly over the axes), 0 for a switch
     max_chips: int  # the largest slice (torus) or switched domain
+    # A torus slice closes its axes into rings (wraparound links) when every dimension is a multiple
+    # of this (v4, v5p: whole 4×4×4 cubes); 0: never (a mesh), or a switch.
+    wrap_multiple: int = 0
     peak_int8_ops: float | None = None  # int8 OP/s; unused by the estimator (matmuls stay bf16, §3.6)
     # What a program may use: the HBM less what the runtime keeps. For TPUs, the limit libtpu's
     # compiler reports (tests/test_targets.py checks it against libtpu); unset, the whole HBM.
@@ -65,6 +69,8 @@ class Chip:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ZooError(f"chip {self.name!r}: {field} must be a positive number, got {value!r}")
+        if isinstance(self.wrap_multiple, bool) or not isinstance(self.wrap_multiple, int) or self.wrap_multiple < 0:
+            raise ZooError(f"chip {self.name!r}: wrap_multiple must be a non-negative integer, got {self.wrap_multiple!r}")
         if self.torus_axes not in (0, 2, 3):
             raise ZooError(f"chip {self.name!r}: torus_axes must be 0 (switch), 2 or 3, got {self.torus_axes!r}")
 
@@ -75,9 +81,9 @@ class Chip:
 
     @property
     def axis_bandwidth(self) -> float:
-        """One-way bandwidth of the links along one torus axis (the whole interconnect behind a
-        switch). The estimator follows the paper instead and gives every collective the chip's
-        whole interconnect (see layouts/cost/terms.py)."""
+        """One-way bandwidth out of a chip over its links along one torus axis (both directions'
+        links together; the whole interconnect behind a switch): what one phase of a collective
+        runs at (`layouts.interconnect`)."""
         return self.interconnect_bandwidth / self.torus_axes if self.torus_axes else self.interconnect_bandwidth
 
     def check_chips(self, chips: int) -> None:
@@ -117,7 +123,7 @@ _BUILTIN: tuple[Chip, ...] = (
     Chip(
         "tpu-v4", "Google TPU v4: 3D torus, 6 ICI links",
         peak_flops=275e12, peak_int8_ops=275e12, hbm_bytes=32 * GIB, hbm_bandwidth=1200 * GB,
-        interconnect_bandwidth=270 * GB, links=6, torus_axes=3, max_chips=4096,
+        interconnect_bandwidth=270 * GB, links=6, torus_axes=3, max_chips=4096, wrap_multiple=4,
         usable_hbm_bytes=int(30.75 * GIB),
         sources={
             "usable_hbm_bytes": _LIBTPU + " (30.75 GiB)",
@@ -127,12 +133,13 @@ _BUILTIN: tuple[Chip, ...] = (
             "hbm_bandwidth": _PAPER + " (1200 GB/s)",
             "interconnect_bandwidth": _PAPER + " (270 GB/s per chip, 6 links of 45 GB/s one-way)",
             "max_chips": _CLOUD_V4 + " (4096 chips per pod)",
+            "wrap_multiple": _CLOUD_V4 + " (a slice is a 3D torus where every dimension is a multiple of 4)",
         },
     ),
     Chip(
         "tpu-v5e", "Google TPU v5e: 2D torus, 4 ICI links",
         peak_flops=197e12, peak_int8_ops=394e12, hbm_bytes=16 * GIB, hbm_bandwidth=819 * GB,
-        interconnect_bandwidth=1600e9 / 8, links=4, torus_axes=2, max_chips=256,
+        interconnect_bandwidth=1600e9 / 8, links=4, torus_axes=2, max_chips=256, wrap_multiple=16,
         usable_hbm_bytes=int(15.75 * GIB),
         sources={
             "usable_hbm_bytes": _LIBTPU + " (15.75 GiB)",
@@ -142,12 +149,13 @@ _BUILTIN: tuple[Chip, ...] = (
             "hbm_bandwidth": _CLOUD_V5E + " (819 GBps)",
             "interconnect_bandwidth": _CLOUD_V5E + " (1600 Gbps inter-chip interconnect)",
             "max_chips": _CLOUD_V5E + " (256 chips per pod, 16x16)",
+            "wrap_multiple": _CLOUD_V5E + " (2D torus pod of 16x16; assumed: only the whole pod's axes wrap, smaller slices are meshes)",
         },
     ),
     Chip(
         "tpu-v5p", "Google TPU v5p: 3D torus, 6 ICI links",
         peak_flops=459e12, peak_int8_ops=918e12, hbm_bytes=95 * GIB, hbm_bandwidth=2765 * GB,
-        interconnect_bandwidth=4800e9 / 8, links=6, torus_axes=3, max_chips=8960,
+        interconnect_bandwidth=4800e9 / 8, links=6, torus_axes=3, max_chips=8960, wrap_multiple=4,
         usable_hbm_bytes=int(95.74 * GIB),
         sources={
             "usable_hbm_bytes": _LIBTPU + " (95.74 GiB)",
@@ -157,12 +165,13 @@ _BUILTIN: tuple[Chip, ...] = (
             "hbm_bandwidth": _CLOUD_V5P + " (2765 GBps)",
             "interconnect_bandwidth": _CLOUD_V5P + " (4800 Gbps per chip)",
             "max_chips": _CLOUD_V5P + " (8960 chips per pod)",
+            "wrap_multiple": _CLOUD_V5P + " (all 4x4x4 and larger slices have full 3D torus connectivity)",
         },
     ),
     Chip(
         "tpu-v6e", "Google TPU v6e (Trillium): 2D torus, 4 ICI links",
         peak_flops=918e12, peak_int8_ops=1836e12, hbm_bytes=32 * GIB, hbm_bandwidth=1640 * GB,
-        interconnect_bandwidth=3584e9 / 8, links=4, torus_axes=2, max_chips=256,
+        interconnect_bandwidth=3584e9 / 8, links=4, torus_axes=2, max_chips=256, wrap_multiple=16,
         usable_hbm_bytes=int(31.25 * GIB),
         sources={
             "usable_hbm_bytes": _LIBTPU + " (31.25 GiB)",
@@ -172,6 +181,7 @@ _BUILTIN: tuple[Chip, ...] = (
             "hbm_bandwidth": _CLOUD_V6E + " (1640 GBps)",
             "interconnect_bandwidth": _CLOUD_V6E + " (3584 Gbps inter-chip interconnect)",
             "max_chips": _CLOUD_V6E + " (256 chips per pod, 16x16)",
+            "wrap_multiple": _CLOUD_V6E + " (2D torus pod of 16x16; assumed: only the whole pod's axes wrap, smaller slices are meshes)",
         },
     ),
     Chip(

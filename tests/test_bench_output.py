@@ -72,7 +72,7 @@ def test_a_folder_an_earlier_bench_wrote_is_reused(tmp_path):
 def test_a_new_calibration_or_version_recomputes_the_cached_cells(tmp_path, monkeypatch):
     out = tmp_path / "out"
     first = json_lines(bench(out))
-    slower = dataclasses.replace(calibration.CALIBRATED, flops_efficiency=0.5, link_efficiency=0.2, collective_latency_s=30e-6)
+    slower = dataclasses.replace(calibration.CALIBRATED, flops_efficiency=0.5, link_efficiency=0.2, hop_latency_s=30e-6)
     monkeypatch.setitem(calibration.MODES, "calibrated", slower)
     recalibrated = bench(out)
     assert "computed 2, reused 0" in recalibrated.stderr and "stale" in recalibrated.stderr

@@ -7,8 +7,9 @@ with one line, before any expensive work.
 import dataclasses
 from typing import Literal
 
-from layouts.compiled.targets import LOCAL, local_chip, target_chip
+from layouts.compiled.targets import LOCAL, local_chip, slice_shape, target_chip
 from layouts.fit import batch_axes, fit
+from layouts.interconnect import place
 from layouts.cost.chunking import choose_prefill_chunk
 from layouts.errors import MeshError
 from layouts.layout import Partitioning
@@ -130,7 +131,15 @@ class ResolvedCell:
         if phase == "prefill":
             row.prefill_chunk = self.workload(phase).chunk_len
         row.batch_axes = batch_axes(self.partitionings[phase])
+        row.physical_axes = self.physical_axes(phase)
         return row
+
+    def physical_axes(self, phase: str) -> str | None:
+        """Where the mesh of `phase` lies on the target's slice (None for local devices)."""
+        if self.cell.target == LOCAL:
+            return None
+        chip = target_chip(self.cell.target, self.cell.chips)
+        return place(chip, self.mesh_shapes[phase], slice_shape(self.cell.target, self.cell.chips)).describe()
 
 
 def base_row(cell: Cell, phase: str, source: Source, *, layout: str, attention: str, mesh: str, target: str | None = None, hbm_bytes: int | None = None) -> ResultRow:

@@ -6,7 +6,7 @@ result row (README.md, "Result rows") per phase (source `estimate`), with the br
 
 from layouts.bench.cell import Cell, error_rows
 from layouts.bench.result_row import ResultRow
-from layouts.compiled.targets import target_chip
+from layouts.compiled.targets import slice_shape, target_chip
 from layouts.cost.calibration import get_mode
 from layouts.cost.estimator import estimate_phase
 from layouts.mesh import format_mesh
@@ -19,9 +19,10 @@ def estimate_cell(cell: Cell, mode: str = "calibrated") -> list[ResultRow]:
     get_mode(mode)
     resolved = cell.resolve()
     chip = target_chip(cell.target, cell.chips)
+    shape = slice_shape(cell.target, cell.chips)
     rows = []
     for phase in cell.phases:
-        found = estimate_phase(resolved.partitionings[phase], chip, resolved.mesh_shapes[phase], resolved.workload(phase), phase, mode, cell.collective_matmul)
+        found = estimate_phase(resolved.partitionings[phase], chip, resolved.mesh_shapes[phase], resolved.workload(phase), phase, mode, cell.collective_matmul, shape)
         row = resolved.row(phase, "estimate", hbm_bytes=chip.program_hbm_bytes)
         row.mesh = format_mesh(found.mesh_shape)
         row.step_time_s, row.latency_s, row.tokens_per_s = found.step_time_s, found.latency_s, found.tokens_per_s

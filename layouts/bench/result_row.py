@@ -47,6 +47,9 @@ class ResultRow:
     # The mesh axes attention and the KV cache split the batch over ("" for none), as far as the
     # batch divides (`layouts.fit`).
     batch_axes: str | None = None
+    # Where each logical mesh axis lies on the TPU slice's physical axes (`layouts.interconnect`),
+    # e.g. "x→Z y→Y z→X"; None for local devices.
+    physical_axes: str | None = None
     status: Literal["ok", "error"] = "ok"
     error: str | None = None
     step_time_s: float | None = None

@@ -22,6 +22,7 @@ import jax
 
 from layouts.errors import TargetError
 from layouts.hardware import CHIPS, Chip, get_chip
+from layouts.interconnect import THREE_D_SLICES, TWO_D_SLICES
 
 LOCAL = "local"
 
@@ -34,29 +35,14 @@ class ChipFamily:
     slice_shapes: dict[int, tuple[int, ...]]  # chip count -> standard physical slice shape
 
 
-_THREE_D = {
-    4: (2, 2, 1),
-    8: (2, 2, 2),
-    16: (2, 2, 4),
-    32: (2, 4, 4),
-    64: (4, 4, 4),
-    128: (4, 4, 8),
-    256: (4, 8, 8),
-    512: (8, 8, 8),
-    1024: (8, 8, 16),
-    2048: (8, 16, 16),
-    4096: (16, 16, 16),
-}
-_TWO_D = {4: (2, 2), 8: (2, 4), 16: (4, 4), 32: (4, 8), 64: (8, 8), 128: (8, 16), 256: (16, 16)}
-
 FAMILIES: dict[str, ChipFamily] = {
     family.name: family
     for family in (
         # Target names are the hardware presets' chip names (layouts.hardware), which hold the HBM.
-        ChipFamily("tpu-v4", "v4", "megacore", _THREE_D),
-        ChipFamily("tpu-v5e", "v5e", None, _TWO_D),  # 2D torus up to 256 chips
-        ChipFamily("tpu-v5p", "v5p", None, _THREE_D),
-        ChipFamily("tpu-v6e", "v6e", None, _TWO_D),  # 2D torus up to 256 chips
+        ChipFamily("tpu-v4", "v4", "megacore", THREE_D_SLICES),
+        ChipFamily("tpu-v5e", "v5e", None, TWO_D_SLICES),  # 2D torus up to 256 chips
+        ChipFamily("tpu-v5p", "v5p", None, THREE_D_SLICES),
+        ChipFamily("tpu-v6e", "v6e", None, TWO_D_SLICES),  # 2D torus up to 256 chips
     )
 }
 
@@ -205,6 +191,16 @@ def get_target(spec: str, chips: int) -> Target:
                 f"{', '.join(str(n) for n in family.slice_shapes)} (or give the shape: {name}:SHAPE)"
             )
     return Target(text, family, shape, chips)
+
+
+def slice_shape(spec: str, chips: int) -> tuple[int, ...] | None:
+    """The physical slice a cell of `chips` chips on target `spec` runs on: the shape the target
+    names, else the standard one; None for local devices or a chip count with no standard slice
+    (the estimate then lays the mesh on the most balanced shape, `layouts.interconnect`)."""
+    name, _, shape_text = spec.strip().partition(":")
+    if name not in FAMILIES or (not shape_text and chips not in FAMILIES[name].slice_shapes):
+        return None
+    return get_target(spec, chips).slice_shape
 
 
 def _standard_shapes(family: ChipFamily) -> str:

@@ -102,16 +102,18 @@ def estimate_phase(
     phase: str,
     mode: str = "calibrated",
     collective_matmul: str = "none",
+    slice_shape: tuple[int, ...] | None = None,
 ) -> PhaseEstimate:
     """`phase` of `workload` under `partitioning` on `chip`s laid out as `mesh_shape`, the
     projections' reduce-scatters run as collective matmuls unless `collective_matmul` is "none"
     (their communication hides behind their matmuls, up to the smaller of the two, and each pass of
-    the loop has a collective's latency). Bad input (an indivisible dimension, a chip count the chip
-    cannot form, an unknown mode) raises the library's one-line ZooError."""
+    the loop has a collective's latency), on a slice of `slice_shape` (default: the chip's standard
+    one; `layouts.interconnect` lays the mesh on it). Bad input (an indivisible dimension, a chip
+    count the chip cannot form, an unknown mode) raises the library's one-line ZooError."""
     calibration = get_mode(mode)
     config = partitioning.config
     chips = math.prod(mesh_shape)
-    passes = phase_passes(partitioning, chip, mesh_shape, workload, phase, check_mode(collective_matmul))
+    passes = phase_passes(partitioning, chip, mesh_shape, workload, phase, check_mode(collective_matmul), slice_shape)
     reported = passes.reported
     step = calibration.pass_seconds(reported, chip)
     latency = step if phase == "prefill" else calibration.pass_seconds(passes.mean, chip) * passes.passes
@@ -127,12 +129,16 @@ def estimate_phase(
         "mfu_params": config.mfu_params,
         "chip": chip.name,
         "peak_flops": chip.peak_flops,
+        "slice": "x".join(map(str, passes.placement.slice_shape)),
+        "physical_axes": passes.placement.describe(),
         "layers": layers,
         # Seconds of one pass (the reported step) at the chip's peaks, before the mode combines them.
         "compute_s": layers * reported.layer.compute_seconds(chip) + reported.head.compute_seconds(chip),
         "memory_s": layers * reported.layer.memory_seconds(chip) + reported.head.memory_seconds(chip),
         "comm_s": layers * reported.layer.comm_seconds + reported.head.comm_seconds,
+        "paper_comm_s": layers * reported.layer.paper_comm_seconds + reported.head.paper_comm_seconds,
         "collectives": layers * reported.layer.collectives + reported.head.collectives,
+        "hops": layers * reported.layer.hops + reported.head.hops,
         "matmul_flops_per_chip": layers * reported.layer.matmul_flops + reported.head.matmul_flops,
         "attention_flops_per_chip": layers * reported.layer.attention_flops,
         "weight_bytes_read_per_chip": layers * reported.layer.weight_bytes + reported.head.weight_bytes,
@@ -144,8 +150,15 @@ def estimate_phase(
             "kv_bytes": reported.layer.kv_bytes,
             "comm_bytes": dict(reported.layer.comm_bytes),
             "collectives": reported.layer.collectives,
+            "hops": reported.layer.hops,
             "seconds": calibration.stage_seconds(reported.layer, chip),
         },
+        # Each collective of a layer and of the head: the links it runs on, its bytes and seconds.
+        "collective_links": [
+            {"stage": stage, "where": c.where, "kind": c.kind, "axes": "".join(c.axes), "links": c.rings, "bytes": c.bytes, "seconds": c.seconds, "hops": c.hops, "looped": c.looped}
+            for stage, terms in (("layer", reported.layer), ("head", reported.head))
+            for c in terms.breakdown
+        ],
     }
     return PhaseEstimate(
         phase=phase,

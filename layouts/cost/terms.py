@@ -30,6 +30,7 @@ import jax
 from layouts.workload import Workload
 from layouts.divisibility import check_divides
 from layouts.hardware import Chip
+from layouts.interconnect import Placement, phase_hops, phase_seconds, place
 from layouts.layout import COLLECTIVE_KINDS, MESH_AXES, Partitioning
 from layouts.transitions import Distribution, canonical, derive, explicit_problem, looped_gather, looped_reduce_scatter, mixed_dimensions, waypoint
 from zoo.config import ModelConfig, dtype_bytes
@@ -93,6 +94,9 @@ class Collective:
     # A reduce-scatter of projections' partial sums onto a dimension their weights give: with
     # collective matmul on (layouts.collective_matmul) it runs as a loop overlapped with these FLOPs.
     looped_with: tuple[Term, ...] = ()
+    # Independent collectives of one kind over the same axes with the same label run as one (the
+    # parallel block's fused projections, which XLA's collective combiners merge): one latency.
+    combined: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,7 +311,12 @@ def _parallel_layer(flow: _Dataflow, residual: _Tensor, matmul_input: tuple[Axes
     """Paper §3.4: one input placement for attention and the MLP, their partial sums added and
     reduced once into the residual."""
     h = flow.settle(residual, matmul_input, "block in", into_contraction=True)
+    start = len(flow.collectives)
     from_attention, from_mlp = _attention(flow, h, config), _mlp(flow, h, config)
+    # W_Q and W_KV run fused with the FFN's input projection and W_O with its output projection
+    # (§3.4): the moves of their results, and of their inputs, are one collective each.
+    for label, wheres in (("input projections", {"q projection", "kv projection", "ffn hidden"}), ("output projections", {"o projection", "ffn out"})):
+        flow.collectives[start:] = [dataclasses.replace(c, combined=label) if c.where in wheres else c for c in flow.collectives[start:]]
     flow.projected += [from_attention.term(), from_mlp.term()]
     summed = dataclasses.replace(
         from_mlp.placed(from_mlp.axes, canonical(from_attention.partial + from_mlp.partial)),
@@ -519,15 +528,12 @@ def check_divisible(template: PhaseTemplate, mesh_shape: tuple[int, int, int], b
             check_divides(check.tensor, check.name, size, tuple(check.axes), dict(zip(MESH_AXES, mesh_shape)), layout_name)
 
 
-def collective_time(collective: Collective, bytes_per_chip: float, chip: Chip, mesh_shape: tuple[int, int, int]) -> float:
-    """Seconds at the chip's full interconnect bandwidth; a collective over axes of size 1 is free.
-
-    As in the paper, every collective gets the chip's whole interconnect (270 GB/s on v4), whichever
-    mesh axes it runs over. Splitting it by axis (an x-only collective on 2 of a v4's 6 links) would
-    make 1D weight-stationary beat 2D at 64 chips, which the paper's measurements contradict.
-    All-to-all has no closed form in the paper: on a ring of k chips each chip's D bytes travel k/4
-    hops on average, a quarter of the all-gather of the whole tensor, so a torus all-to-all run one
-    axis at a time counts D·k/4 per axis; behind a switch each chip sends its D bytes once."""
+def paper_collective_seconds(collective: Collective, bytes_per_chip: float, chip: Chip, mesh_shape: tuple[int, int, int]) -> float:
+    """Seconds as the paper's formulas count them: the chip's whole interconnect (270 GB/s on v4)
+    for every collective, whichever mesh axes it runs over; a collective over axes of size 1 is
+    free. The roofline's communication time. All-to-all has no closed form in the paper: on a ring
+    of k chips each chip's D bytes travel k/4 hops on average, so a torus all-to-all run one axis at
+    a time counts D·k/4 per axis; behind a switch each chip sends its D bytes once."""
     size_of = dict(zip(MESH_AXES, mesh_shape))
     axes = [axis for axis in collective.axes if size_of[axis] > 1]
     if not axes:
@@ -543,9 +549,26 @@ def kv_cache_bytes(config: ModelConfig, batch: int, length: int, dtype: str = "b
 
 
 @dataclasses.dataclass(frozen=True)
+class CollectiveCost:
+    """One collective of a stage on the slice: the physical rings it runs along (one phase each,
+    `layouts.interconnect`), the bytes it counts and its seconds at the links' peak."""
+
+    where: str
+    kind: str
+    axes: Axes  # logical mesh axes
+    rings: str  # e.g. "Y:4 ring, 2 links · Z:4 ring, 2 links"
+    bytes: float
+    seconds: float
+    hops: int
+    looped: bool  # run as a collective matmul's loop, hidden behind its matmuls up to their time
+
+
+@dataclasses.dataclass(frozen=True)
 class StageTerms:
-    """One stage's per-chip work: FLOPs, HBM bytes, interconnect bytes by kind and the seconds
-    they take at the chip's full link bandwidth, and how many collectives run (each has a latency)."""
+    """One stage's per-chip work: FLOPs, HBM bytes, interconnect bytes by kind; the seconds they
+    take over the links each collective's phases use (`comm_seconds`) and, as the paper counts
+    them, over all of a chip's links at once (`paper_comm_seconds`); how many collectives run and
+    how many neighbour steps their phases take (each a latency)."""
 
     matmul_flops: float
     attention_flops: float
@@ -553,7 +576,10 @@ class StageTerms:
     kv_bytes: float
     comm_bytes: dict[str, float]
     comm_seconds: float
+    paper_comm_seconds: float
     collectives: int
+    hops: int
+    breakdown: tuple[CollectiveCost, ...] = ()
 
     def compute_seconds(self, chip: Chip) -> float:
         return (self.matmul_flops + self.attention_flops) / chip.peak_flops
@@ -572,29 +598,42 @@ class PassTerms:
 
 
 def _stage(
-    flops, attention, weights, kv, collectives, chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes, collective_matmul: str = "none", chunks: int = 1
+    flops, attention, weights, kv, collectives, chip, placement: Placement, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes,
+    collective_matmul: str = "none", chunks: int = 1,
 ) -> StageTerms:
     """`chunks`: how many times the stage runs over parts of the L tokens (chunked prefill). FLOPs
     and bytes moved are linear in L, so only what each run pays whole repeats: the weights read
     from HBM and each activation collective's latency. Weights are gathered once (the program
     gathers a layer's weights before its chunk loop)."""
     comm_bytes = dict.fromkeys(COLLECTIVE_KINDS, 0.0)
-    seconds, count = 0.0, 0
+    seconds, paper_seconds, count, hops = 0.0, 0.0, 0, 0
+    breakdown, combined = [], set()
     for collective in collectives:
         moved = collective.elements.value(ways, B, L, S) * (weight_bytes if collective.weight else activation_bytes)
-        time = collective_time(collective, moved, chip, mesh_shape)
+        rings = placement.along(collective.axes)
+        time = phase_seconds(collective.kind, moved, rings)
+        if not time:
+            continue
+        paper_time = paper_collective_seconds(collective, moved, chip, mesh_shape)
         runs = 1 if collective.weight else chunks
-        if time and collective.looped_with and collective_matmul != "none":
+        comm_bytes[collective.kind] += moved
+        looped = bool(collective.looped_with) and collective_matmul != "none"
+        if looped:
             # A collective matmul: the ring's passes hide behind the partial matmuls, up to the
-            # smaller of the two, and each of its n − 1 passes is a collective with its latency.
+            # smaller of the two, and each of its n − 1 passes is a one-hop collective.
             compute = sum(term.value(ways, B, L, S) for term in collective.looped_with) / chip.peak_flops
-            comm_bytes[collective.kind] += moved
             seconds += time - min(time, compute)
-            count += (ways[collective.axes] - 1) * runs
-        elif time:
-            comm_bytes[collective.kind] += moved
+            paper_seconds += paper_time - min(paper_time, compute)
+            steps = (ways[collective.axes] - 1) * runs
+            count, hops = count + steps, hops + steps
+        else:
             seconds += time
-            count += runs
+            paper_seconds += paper_time
+            key = (collective.combined, collective.kind, collective.axes)
+            steps = 0 if collective.combined and key in combined else phase_hops(rings) * runs
+            combined.add(key)
+            count, hops = count + (runs if steps else 0), hops + steps
+        breakdown.append(CollectiveCost(collective.where, collective.kind, collective.axes, " · ".join(ring.describe() for ring in rings if ring.size > 1), moved, time, steps, looped))
     return StageTerms(
         matmul_flops=sum(term.value(ways, B, L, S) for term in flops),
         attention_flops=attention,
@@ -602,7 +641,10 @@ def _stage(
         kv_bytes=kv,
         comm_bytes=comm_bytes,
         comm_seconds=seconds,
+        paper_comm_seconds=paper_seconds,
         collectives=count,
+        hops=hops,
+        breakdown=tuple(breakdown),
     )
 
 
@@ -612,6 +654,7 @@ def pass_terms(
     chip: Chip,
     mesh_shape: tuple[int, int, int],
     *,
+    placement: Placement | None = None,
     batch: int,
     length: int,
     cache_length: int,
@@ -623,8 +666,10 @@ def pass_terms(
 ) -> PassTerms:
     """The per-chip terms of one pass: `length` new tokens per sequence attending over
     `cache_length` positions (prefill: both the prompt length; decode: 1 and the context), the
-    layers taking them in `chunks` parts (chunked prefill; the head runs once)."""
+    layers taking them in `chunks` parts (chunked prefill; the head runs once), on the slice as
+    `placement` lays the mesh (default: the chip's standard slice for the chip count)."""
     ways = axis_ways(mesh_shape)
+    placement = placement if placement is not None else place(chip, mesh_shape)
     B, L, S = batch, length, cache_length
     layer = _stage(
         template.layer_flops,
@@ -632,11 +677,11 @@ def pass_terms(
         template.layer_weight_bytes,
         template.kv_elements.value(ways, B, L, S) * kv_bytes,
         template.layer_collectives,
-        chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes, collective_matmul, chunks,
+        chip, placement, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes, collective_matmul, chunks,
     )
     head = _stage(
         (template.head_flops,), 0.0, (template.head_weight_elements,), 0.0, template.head_collectives,
-        chip, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes, collective_matmul,
+        chip, placement, mesh_shape, ways, B, L, S, weight_bytes, activation_bytes, collective_matmul,
     )
     return PassTerms(config.n_layers, layer, head)
 
@@ -650,6 +695,7 @@ class PhasePasses:
 
     chip: Chip
     mesh_shape: tuple[int, int, int]
+    placement: Placement
     reported: PassTerms
     mean: PassTerms
     passes: int
@@ -663,15 +709,24 @@ def check_phase(partitioning: Partitioning, mesh_shape: tuple[int, int, int], ba
 
 
 def phase_passes(
-    partitioning: Partitioning, chip: Chip, mesh_shape: tuple[int, int, int], workload: Workload, phase: str, collective_matmul: str = "none"
+    partitioning: Partitioning,
+    chip: Chip,
+    mesh_shape: tuple[int, int, int],
+    workload: Workload,
+    phase: str,
+    collective_matmul: str = "none",
+    slice_shape: tuple[int, ...] | None = None,
 ) -> PhasePasses:
     """Check the workload against the chip and the mesh, then cost one of its phases (its
-    projections' reduce-scatters run as collective matmuls unless `collective_matmul` is "none")."""
+    projections' reduce-scatters run as collective matmuls unless `collective_matmul` is "none")
+    on a slice of `slice_shape` (default: the chip's standard one for the chip count)."""
     config = partitioning.config
     chip.check_chips(math.prod(mesh_shape))
     check_phase(partitioning, mesh_shape, workload.batch, phase)
     template = phase_template(partitioning, phase)
+    placement = place(chip, mesh_shape, slice_shape)
     sizes = dict(
+        placement=placement,
         batch=workload.batch,
         weight_bytes=1 if workload.weights == "int8" else dtype_bytes(config.dtype),
         kv_bytes=dtype_bytes(workload.kv_dtype),
@@ -682,11 +737,11 @@ def phase_passes(
         reported = pass_terms(
             template, config, chip, mesh_shape, length=workload.input_len, cache_length=workload.input_len, chunks=workload.prefill_chunks, **sizes
         )
-        return PhasePasses(chip, mesh_shape, reported, reported, 1, workload.tokens(phase))
+        return PhasePasses(chip, mesh_shape, placement, reported, reported, 1, workload.tokens(phase))
     context, steps = workload.context_len, workload.gen_tokens
     reported = pass_terms(template, config, chip, mesh_shape, length=1, cache_length=context, **sizes)
     # Only attention and the KV-cache read depend on the context: scale them to the mean step.
     grown = (context + (steps - 1) / 2) / context
     layer = dataclasses.replace(reported.layer, attention_flops=reported.layer.attention_flops * grown, kv_bytes=reported.layer.kv_bytes * grown)
     mean = dataclasses.replace(reported, layer=layer)
-    return PhasePasses(chip, mesh_shape, reported, mean, steps, workload.tokens(phase))
+    return PhasePasses(chip, mesh_shape, placement, reported, mean, steps, workload.tokens(phase))

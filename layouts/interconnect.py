@@ -1,0 +1,231 @@
+"""How a logical mesh lies on a chip's links, and what a collective over some of its axes costs there.
+
+A TPU slice is a torus of physical axes (v4 and v5p: three, v5e and v6e: two); each chip has two
+links along each axis, one each way, and an axis closes into a ring (wraparound) only in the slices
+the chip's `wrap_multiple` says. A logical mesh axis runs along one or more physical axes, or part
+of one (`place`): the mapping `jax.experimental.mesh_utils.create_device_mesh` makes where every
+logical axis is a product of whole physical axes (tests/test_interconnect.py checks it against the
+device coordinates of a compiled mesh), and otherwise the row-major reshape that
+`layouts.mesh.make_mesh` falls back to. Chips behind a switch (NVLink) form one ring of all chips at
+the chip's whole interconnect bandwidth.
+
+A collective over several mesh axes runs as a sequence of phases, one per physical axis it spans
+(`Ring`), each a bidirectional ring (a line, where the axis does not wrap) over that axis's two
+links; only one axis's links are busy at a time. With D the bytes the paper's convention counts
+(an all-gather's output, a reduce-scatter's input, twice an all-reduce's buffer, an all-to-all's
+buffer) and b an axis's one-way bandwidth over both its links:
+
+    all-gather, reduce-scatter, all-reduce:  Σ over phases of the bytes each phase moves ÷ b,
+        which for equal axes telescopes to D·(K−1)/K ÷ b, K the chips the collective spans
+    all-to-all:  each phase moves the whole buffer; on a ring of k chips a byte travels k/4 hops
+        on average each way round (k/2 on a line): D·k/4 ÷ b per phase (D·k/2 ÷ b on a line);
+        behind a switch, D·(K−1)/K ÷ b like the others
+
+Each phase also takes `hops` steps, each a neighbour exchange with a fixed latency (the estimate's
+fitted per-hop latency, `layouts.cost.calibration`): ⌈(k−1)/2⌉ on a ring, k−1 on a line.
+"""
+
+import dataclasses
+import functools
+import itertools
+import math
+
+from layouts.errors import MeshError
+from layouts.hardware import Chip
+from layouts.layout import MESH_AXES
+
+MeshShape = tuple[int, int, int]
+PHYSICAL_AXES = ("X", "Y", "Z")  # upper case: the slice's, beside the mesh's logical x, y, z
+SWITCH = "NVLink"
+
+# The standard slice shapes of a chip count, as Cloud TPU offers them (v4/v5p in 4×4×4 cubes,
+# v5e/v6e up to the 16×16 pod); `layouts.compiled.targets` compiles for the same shapes.
+THREE_D_SLICES = {
+    4: (2, 2, 1), 8: (2, 2, 2), 16: (2, 2, 4), 32: (2, 4, 4), 64: (4, 4, 4), 128: (4, 4, 8), 256: (4, 8, 8),
+    512: (8, 8, 8), 1024: (8, 8, 16), 2048: (8, 16, 16), 4096: (16, 16, 16),
+}  # fmt: skip
+TWO_D_SLICES = {4: (2, 2), 8: (2, 4), 16: (4, 4), 32: (4, 8), 64: (8, 8), 128: (8, 16), 256: (16, 16)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Ring:
+    """One physical axis, or the part of one, that a logical axis runs along: `size` chips in a
+    ring (`wraps`) or a line, `bandwidth` bytes/s one way out of a chip over its links."""
+
+    axis: str  # "X", "Y", "Z", or SWITCH
+    size: int
+    wraps: bool
+    bandwidth: float
+    links: int  # links per chip along it
+
+    @property
+    def hops(self) -> int:
+        """Steps of one phase: a bidirectional ring reaches the farthest chip in ⌈(k−1)/2⌉ neighbour
+        exchanges, a line (and a switch's ring algorithm) in k−1."""
+        return self.size // 2 if self.wraps and self.axis != SWITCH else self.size - 1
+
+    def describe(self) -> str:
+        shape = "ring" if self.wraps else "line"
+        if self.axis == SWITCH:
+            shape = "switch"
+        return f"{self.axis}:{self.size} {shape}, {self.links} links"
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """A logical mesh on a slice: for each logical axis, the rings it runs along, in order."""
+
+    slice_shape: tuple[int, ...]
+    rings: tuple[tuple[Ring, ...], ...]  # per logical axis x, y, z
+
+    def along(self, axes) -> tuple[Ring, ...]:
+        """The rings a collective over the logical `axes` runs along, one phase each."""
+        return tuple(ring for axis in axes for ring in self.rings[MESH_AXES.index(axis)])
+
+    def describe(self) -> str:
+        """`x→X y→Y z→Z`: where each logical axis of more than one chip lies."""
+        parts = []
+        for axis, rings in zip(MESH_AXES, self.rings):
+            if rings:
+                parts.append(f"{axis}→" + "·".join(ring.axis if ring.size == self._physical(ring.axis) else f"{ring.axis}/{ring.size}" for ring in rings))
+        return " ".join(parts) or "one chip"
+
+    def _physical(self, axis: str) -> int:
+        return math.prod(self.slice_shape) if axis == SWITCH else self.slice_shape[PHYSICAL_AXES.index(axis)]
+
+
+def standard_slice(chip: Chip, chips: int) -> tuple[int, ...]:
+    """The physical shape `chips` chips of `chip` form by default (one switched domain: `(chips,)`)."""
+    if chip.torus_axes == 0:
+        return (chips,)
+    table = THREE_D_SLICES if chip.torus_axes == 3 else TWO_D_SLICES
+    if chips in table:
+        return table[chips]
+    # Beyond the table (a user chip, a multiple of whole cubes): the most balanced factorization.
+    shapes = [shape for shape in _factorizations(chips, chip.torus_axes)]
+    return min(shapes, key=lambda shape: (max(shape) / min(shape), shape))
+
+
+def wraps(chip: Chip, slice_shape: tuple[int, ...]) -> bool:
+    """Whether the slice's axes close into rings: every dimension a multiple of the chip's
+    `wrap_multiple` (v4, v5p: whole 4×4×4 cubes)."""
+    return bool(chip.wrap_multiple) and all(size % chip.wrap_multiple == 0 for size in slice_shape)
+
+
+def place(chip: Chip, mesh_shape: MeshShape, slice_shape: tuple[int, ...] | None = None) -> Placement:
+    """Where each logical axis of `mesh_shape` lies on a slice of `chip` (see the module); the
+    slice's shape is the standard one for the chip count unless given."""
+    chips = math.prod(mesh_shape)
+    shape = tuple(slice_shape) if slice_shape is not None else standard_slice(chip, chips)
+    if math.prod(shape) != chips:
+        raise MeshError(f"mesh {'x'.join(map(str, mesh_shape))} has {chips} chips but the slice {'x'.join(map(str, shape))} has {math.prod(shape)}")
+    links = _Links(chip.torus_axes, chip.links, chip.axis_bandwidth, chip.interconnect_bandwidth, wraps(chip, shape))
+    return _place(links, tuple(mesh_shape), shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Links:
+    """What a placement needs of a chip (hashable, unlike `Chip`, whose sources are a mapping)."""
+
+    torus_axes: int
+    links: int
+    axis_bandwidth: float
+    interconnect_bandwidth: float
+    wraps: bool
+
+
+@functools.cache  # a sweep asks for the same few placements thousands of times
+def _place(chip: _Links, mesh_shape: MeshShape, shape: tuple[int, ...]) -> Placement:
+    if chip.torus_axes == 0:
+        # Behind a switch every chip reaches every other: each logical axis is a domain of its own.
+        return Placement(shape, tuple((Ring(SWITCH, size, True, chip.interconnect_bandwidth, chip.links),) if size > 1 else () for size in mesh_shape))
+    links = chip.links // chip.torus_axes
+
+    def ring(axis: int, size: int, whole: bool) -> Ring:
+        return Ring(PHYSICAL_AXES[axis], size, chip.wraps and whole, chip.axis_bandwidth, links)
+
+    whole = _whole_axes(mesh_shape, shape)
+    if whole is not None:
+        return Placement(shape, tuple(tuple(ring(axis, shape[axis], True) for axis in axes) for axes in whole))
+    return Placement(shape, _row_major(mesh_shape, shape, ring))
+
+
+def _whole_axes(mesh_shape: MeshShape, shape: tuple[int, ...]):
+    """Physical axes grouped per logical axis as `jax.experimental.mesh_utils.create_device_mesh`
+    groups them: the logical axes from the last (the most communication-heavy by its convention)
+    to the first, each taking the first combination of the most remaining physical axes whose
+    product is its size; None where some logical axis finds none (JAX then refuses, and
+    `layouts.mesh.make_mesh` reshapes the devices instead)."""
+    remaining = list(shape)
+    assignment: list[tuple[int, ...]] = [() for _ in mesh_shape]
+    for logical in reversed(range(len(mesh_shape))):
+        found = next(
+            (
+                axes
+                for count in range(len(shape), 0, -1)
+                for axes in itertools.combinations(range(len(shape)), count)
+                if all(remaining[axis] for axis in axes) and math.prod(remaining[axis] for axis in axes) == mesh_shape[logical]
+            ),
+            None,
+        )
+        if found is None:
+            if mesh_shape[logical] > 1:
+                return None
+            continue
+        assignment[logical] = found
+        for axis in found:
+            remaining[axis] = 0
+    return tuple(tuple(axis for axis in axes if shape[axis] > 1) for axes in assignment)
+
+
+def _row_major(mesh_shape: MeshShape, shape: tuple[int, ...], ring) -> tuple[tuple[Ring, ...], ...]:
+    """The devices in the order the topology lists them (X fastest, as their coordinates show)
+    reshaped to the mesh: each logical axis, from the last, takes the innermost chips left, whole
+    physical axes or parts of one (a part is a line)."""
+    remaining = [[axis, size] for axis, size in reversed(list(enumerate(shape)))]  # innermost (X) last
+    placed: list[tuple[Ring, ...]] = []
+    for size in reversed(mesh_shape):
+        rings = []
+        while size > 1:
+            axis, left = remaining[-1]
+            take = math.gcd(size, left)
+            if take == 1:
+                raise MeshError(f"mesh {'x'.join(map(str, mesh_shape))} cannot be laid on the slice {'x'.join(map(str, shape))}")
+            rings.insert(0, ring(axis, take, take == shape[axis]))
+            size //= take
+            remaining[-1][1] //= take
+            if remaining[-1][1] == 1:
+                remaining.pop()
+        placed.insert(0, tuple(rings))
+    return tuple(placed)
+
+
+def _factorizations(chips: int, rank: int):
+    if rank == 1:
+        yield (chips,)
+        return
+    for first in range(1, chips + 1):
+        if chips % first == 0:
+            for rest in _factorizations(chips // first, rank - 1):
+                yield (first, *rest)
+
+
+def phase_seconds(kind: str, counted_bytes: float, rings: tuple[Ring, ...]) -> float:
+    """Seconds of a collective of `kind` counting `counted_bytes` per chip (the paper's convention,
+    see the module) run as one phase per ring, at the links' peak."""
+    rings = tuple(ring for ring in rings if ring.size > 1)
+    if not rings:
+        return 0.0
+    if kind == "all_to_all" and rings[0].axis != SWITCH:
+        return sum(counted_bytes * ring.size / (4 if ring.wraps else 2) / ring.bandwidth for ring in rings)
+    # Gathering phase by phase, the first moves 1/(product of the later sizes) of the whole.
+    seconds, later = 0.0, math.prod(ring.size for ring in rings)
+    for ring in rings:
+        later //= ring.size
+        seconds += counted_bytes / later * (ring.size - 1) / ring.size / ring.bandwidth
+    return seconds
+
+
+def phase_hops(rings: tuple[Ring, ...]) -> int:
+    """Neighbour steps of a collective run as one phase per ring."""
+    return sum(ring.hops for ring in rings if ring.size > 1)
