@@ -61,3 +61,10 @@ def test_bad_chip_file(tmp_path):
     path.write_text("[chip.bad]\npeak_flops = -1\nhbm_bytes = 1\nhbm_bandwidth = 1\ninterconnect_bandwidth = 1\nlinks = 1\ntorus_axes = 2\nmax_chips = 4\n")
     with pytest.raises(ChipFileError, match="peak_flops must be a positive number"):
         load_chips(path)
+
+
+@pytest.mark.parametrize("name", ["tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e"])
+def test_every_torus_says_when_its_axes_wrap_around(name):
+    chip = get_chip(name)
+    assert chip.wrap_multiple in (4, 16) and chip.sources.get("wrap_multiple", "").startswith("https://")
+    assert chip.axis_bandwidth * chip.torus_axes == chip.interconnect_bandwidth

@@ -1,11 +1,13 @@
 """How a mesh lies on a slice's links (layouts.interconnect): the mapping against the device
 coordinates of the meshes the compile path builds, and the per-axis cost of each collective."""
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 
+from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
 from layouts.compiled.targets import get_target
 from layouts.cost.estimator import estimate_phase
 from layouts.fit import fit
@@ -68,13 +70,18 @@ def test_behind_a_switch_every_axis_reaches_every_chip_at_full_bandwidth():
 
 
 @pytest.mark.parametrize("target, chips", [("tpu-v4", 64), ("tpu-v5e", 64), ("tpu-v5p", 128), ("tpu-v6e", 256)])
-@pytest.mark.parametrize("layout, attention, phase", [("1d-ws", "batch", "decode"), ("2d-ws", "batch", "decode"), ("wg-xyz", "batch", "prefill")])
-def test_the_estimate_names_the_links_each_collective_uses(target, chips, layout, attention, phase):
+def test_the_estimate_names_the_links_each_collective_uses(target, chips):
     config, chip = get_preset("palm-62b"), get_chip(target)
     slice_shape = get_target(target, chips).slice_shape
     mesh = {64: (4, 4, 4), 128: (4, 4, 8), 256: (4, 8, 8)}[chips]
-    estimate = estimate_phase(fit(get_partitioning(layout, attention, config), mesh, 64), chip, mesh, Workload(64, 128, 128, 8), phase, slice_shape=slice_shape)
     placement = place(chip, mesh, slice_shape)
+    for layout, attention, phase in itertools.product(FFN_LAYOUTS, ATTENTION_LAYOUTS, ("prefill", "decode")):
+        partitioning = fit(get_partitioning(layout, attention, config), mesh, 64)
+        estimate = estimate_phase(partitioning, chip, mesh, Workload(64, 128, 128, 8), phase, slice_shape=slice_shape)
+        _check_named_links(estimate, placement)
+
+
+def _check_named_links(estimate, placement):
     collectives = estimate.details["collective_links"]
     assert collectives and estimate.details["physical_axes"] == placement.describe()
     for collective in collectives:

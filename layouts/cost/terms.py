@@ -620,11 +620,13 @@ def _stage(
         looped = bool(collective.looped_with) and collective_matmul != "none"
         if looped:
             # A collective matmul: the ring's passes hide behind the partial matmuls, up to the
-            # smaller of the two, and each of its n − 1 passes is a one-hop collective.
+            # smaller of the two, and each pass is a one-hop collective: n − 1 of them round one
+            # way, n/2 when the ring runs both ways at once.
             compute = sum(term.value(ways, B, L, S) for term in collective.looped_with) / chip.peak_flops
             seconds += time - min(time, compute)
             paper_seconds += paper_time - min(paper_time, compute)
-            steps = (ways[collective.axes] - 1) * runs
+            ring = ways[collective.axes]
+            steps = (ring - 1 if collective_matmul == "unidirectional" else ring // 2) * runs
             count, hops = count + steps, hops + steps
         else:
             seconds += time
