@@ -6,8 +6,8 @@ the chip's `wrap_multiple` says. A logical mesh axis runs along one or more phys
 of one (`place`): the mapping `jax.experimental.mesh_utils.create_device_mesh` makes where every
 logical axis is a product of whole physical axes (tests/test_interconnect.py checks it against the
 device coordinates of a compiled mesh), and otherwise the row-major reshape that
-`layouts.mesh.make_mesh` falls back to. Chips behind a switch (NVLink) form one ring of all chips at
-the chip's whole interconnect bandwidth.
+`layouts.mesh.make_mesh` falls back to. Behind a switch (NVLink) every chip reaches every other: each
+logical axis is a domain of its own at the chip's whole interconnect bandwidth.
 
 A collective over several mesh axes runs as a sequence of phases, one per physical axis it spans
 (`Ring`), each a bidirectional ring (a line, where the axis does not wrap) over that axis's two
@@ -65,9 +65,7 @@ class Ring:
         return self.size // 2 if self.wraps and self.axis != SWITCH else self.size - 1
 
     def describe(self) -> str:
-        shape = "ring" if self.wraps else "line"
-        if self.axis == SWITCH:
-            shape = "switch"
+        shape = "switch" if self.axis == SWITCH else "ring" if self.wraps else "line"
         return f"{self.axis}:{self.size} {shape}, {self.links} links"
 
 
@@ -102,8 +100,7 @@ def standard_slice(chip: Chip, chips: int) -> tuple[int, ...]:
     if chips in table:
         return table[chips]
     # Beyond the table (a user chip, a multiple of whole cubes): the most balanced factorization.
-    shapes = [shape for shape in _factorizations(chips, chip.torus_axes)]
-    return min(shapes, key=lambda shape: (max(shape) / min(shape), shape))
+    return min(_factorizations(chips, chip.torus_axes), key=lambda shape: (max(shape) / min(shape), shape))
 
 
 def wraps(chip: Chip, slice_shape: tuple[int, ...]) -> bool:

@@ -1,7 +1,7 @@
 """Times the on-device generation loop `zoo generate` uses on one chip (zoo.generate_jit, the
 while_loop over decode steps) for a random --model preset: two token budgets, each compiled and run
 once untimed, then timed REP times; decode ms/token = (t(N2) - t(N1)) / (N2 - N1), prefill cancels."""
-import json, os, sys, time
+import json, sys, time
 import jax, jax.numpy as jnp
 from zoo import Transformer, generate_jit, get_preset
 from zoo.sampling import GREEDY

@@ -7,7 +7,8 @@ K/V heads after projection, attention, the FFN hidden. Between two places a tens
 placement to the next, and the difference names the collectives (local slices, all-reduce, all-to-all or all-gather), as `layouts.transitions` derives them (the
 explicit partitioner runs the very same steps). Bytes per chip follow the paper's convention: a
 reduce-scatter counts its input, an all-gather its output, an all-reduce twice its buffer, an
-all-to-all its buffer once (see `collective_time`).
+all-to-all its buffer once; `layouts.interconnect` turns them into seconds on the slice's links, and
+`paper_collective_seconds` as the paper's formulas do.
 
 Weights stored one way and used another (weight-gathered layouts) are all-gathered before use.
 The (K−1)/K factor of every collective is taken as 1, as in the paper. Terms are built once per
