@@ -9,7 +9,7 @@ from layouts.bench.cache import CellCache, Lookup
 from layouts.bench.runner import run_matrix, work_items
 from cli.cell_flags import matrix_from_flags
 from layouts.bench.matrix import SOURCES, default_matrices, load_experiment
-from cli.options import CELL_OPTION_NAMES, FORMAT, cell_options, run_guarded, split_list
+from cli.options import CELL_OPTION_NAMES, FORMAT, NO_COMPILE_CACHE, cell_options, run_guarded, split_list
 from cli.plots import latency_cost_plot, memory_plot
 from layouts.bench.output_folder import OutputFolder, write_atomically
 from cli.report import csv_text, jsonl_text, print_rows
@@ -24,6 +24,7 @@ DEFAULT_OUT = "zoo-out"
 @click.option("--out", default=DEFAULT_OUT, show_default=True, help="output folder: new, empty, or one an earlier zoo bench wrote")
 @click.option("--fresh", is_flag=True, help="recompute every cell instead of resuming from the folder's cache")
 @click.option("--no-plots", is_flag=True, help="skip the PNG plots")
+@NO_COMPILE_CACHE
 @FORMAT
 def bench(source, config_path, out: str, fresh: bool, no_plots: bool, output_format: str, **kwargs) -> None:
     """The matrix: the cross product of the comma-separated lists, or an experiment file; with no

@@ -3,7 +3,7 @@
 import click
 
 from cli.cell_flags import cell_from_flags
-from cli.options import CELL_OPTION_NAMES, FORMAT, cell_options, library_default, run_guarded
+from cli.options import CELL_OPTION_NAMES, FORMAT, NO_COMPILE_CACHE, cell_options, library_default, run_guarded
 from cli.report import print_rows
 from layouts.bench.auto import resolve_auto
 from layouts.bench.compile_rows import compile_cell
@@ -39,6 +39,7 @@ def estimate(mode: str, output_format: str, **kwargs) -> None:
 
 @click.command(name="compile")
 @cell_options
+@NO_COMPILE_CACHE
 @FORMAT
 def compile_command(output_format: str, **kwargs) -> None:
     """Compile one cell ahead of time for a TPU topology (no TPU needed) or the local devices."""
@@ -50,6 +51,7 @@ def compile_command(output_format: str, **kwargs) -> None:
 @cell_options
 @click.option("--repeats", type=click.IntRange(min=1), default=library_default(run_cell, "repeats"), show_default=True, help="timed repetitions; the median is reported")
 @click.option("--warmup", type=click.IntRange(min=0), default=library_default(run_cell, "warmup"), show_default=True)
+@NO_COMPILE_CACHE
 @FORMAT
 def run_command(repeats: int, warmup: int, output_format: str, **kwargs) -> None:
     """Execute and time one cell's steps on the local devices (by default as many as a layout can

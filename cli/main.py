@@ -11,6 +11,7 @@ import sys
 import click
 
 from cli.commands_bench import bench
+from cli.commands_cache import cache_command
 from cli.commands_capacity import capacity_command
 from cli.commands_cell import compile_command, estimate, run_command
 from cli.commands_checkpoint import checkpoint
@@ -65,5 +66,5 @@ def main() -> None:
     """layoutzoo: models × partitioning layouts × chips — estimate, compile for TPU, run."""
 
 
-for command in (models, layouts_command, estimate, compile_command, run_command, capacity_command, bench, reproduce_paper_command, generate, checkpoint):
+for command in (models, layouts_command, estimate, compile_command, run_command, capacity_command, bench, reproduce_paper_command, generate, checkpoint, cache_command):
     main.add_command(command)

@@ -16,6 +16,18 @@ FORMAT = click.option(
     help="table for people; json prints one object per line on stdout and nothing else there",
 )
 
+def _turn_off_compile_cache(context: click.Context, _parameter, given: bool) -> None:
+    if given and not context.resilient_parsing:
+        from layouts.compiled import compile_cache
+
+        compile_cache.set_enabled(False)
+
+
+NO_COMPILE_CACHE = click.option(
+    "--no-compile-cache", is_flag=True, expose_value=False, callback=_turn_off_compile_cache,
+    help="compile every program again, neither reading nor writing the compile cache (`zoo cache`)",
+)
+
 CELL_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Cell) if field.default is not dataclasses.MISSING}
 
 

@@ -56,6 +56,13 @@ class Chip:
     # of this (v4, v5p: whole 4×4×4 cubes); 0: never (a mesh), or a switch.
     wrap_multiple: int = 0
     peak_int8_ops: float | None = None  # int8 OP/s; unused by the estimator (matmuls stay bf16, §3.6)
+    peak_fp8_flops: float | None = None  # fp8 FLOP/s; unused by the estimator likewise
+    # JAX devices a chip shows as: 2 for TPU7x, whose two chiplets each hold a TensorCore and half
+    # the HBM; 1 where a chip is one device (v4 compiled as megacore, v5p by default, v5e, v6e).
+    devices_per_chip: int = 1
+    die_to_die_bandwidth: float | None = None  # bytes/s one-way between a chip's devices
+    # True for `per_device()`'s view: every figure is one device's, and a mesh point is a device.
+    per_device_view: bool = False
     # What a program may use: the HBM less what the runtime keeps. For TPUs, the limit libtpu's
     # compiler reports (tests/test_targets.py checks it against libtpu); unset, the whole HBM.
     usable_hbm_bytes: int | None = None
@@ -69,10 +76,32 @@ class Chip:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ZooError(f"chip {self.name!r}: {field} must be a positive number, got {value!r}")
+        if isinstance(self.devices_per_chip, bool) or not isinstance(self.devices_per_chip, int) or self.devices_per_chip < 1:
+            raise ZooError(f"chip {self.name!r}: devices_per_chip must be a positive integer, got {self.devices_per_chip!r}")
+        if self.devices_per_chip > 1 and not self.die_to_die_bandwidth:
+            raise ZooError(f"chip {self.name!r}: a chip of {self.devices_per_chip} devices needs die_to_die_bandwidth")
         if isinstance(self.wrap_multiple, bool) or not isinstance(self.wrap_multiple, int) or self.wrap_multiple < 0:
             raise ZooError(f"chip {self.name!r}: wrap_multiple must be a non-negative integer, got {self.wrap_multiple!r}")
         if self.torus_axes not in (0, 2, 3):
             raise ZooError(f"chip {self.name!r}: torus_axes must be 0 (switch), 2 or 3, got {self.torus_axes!r}")
+
+    def per_device(self) -> "Chip":
+        """This chip as its mesh points see it: itself where a chip is one device; for a chip of n
+        devices (TPU7x), one device's share of its compute, HBM, HBM bandwidth and links (both
+        devices of a chip drive the same links), with chip counts in devices. The estimator costs
+        a mesh of devices with it; `layouts.interconnect` adds the die-to-die link between them."""
+        n = self.devices_per_chip
+        if n == 1 or self.per_device_view:
+            return self
+        share = lambda value: None if value is None else value / n  # noqa: E731
+        return dataclasses.replace(
+            self,
+            description=f"{self.description}; one of its {n} devices",
+            peak_flops=self.peak_flops / n, peak_int8_ops=share(self.peak_int8_ops), peak_fp8_flops=share(self.peak_fp8_flops),
+            hbm_bytes=self.hbm_bytes // n, hbm_bandwidth=self.hbm_bandwidth / n, interconnect_bandwidth=self.interconnect_bandwidth / n,
+            usable_hbm_bytes=None if self.usable_hbm_bytes is None else self.usable_hbm_bytes // n,
+            max_chips=self.max_chips * n, per_device_view=True,
+        )  # fmt: skip
 
     @property
     def program_hbm_bytes(self) -> int:
@@ -87,10 +116,20 @@ class Chip:
         return self.interconnect_bandwidth / self.torus_axes if self.torus_axes else self.interconnect_bandwidth
 
     def check_chips(self, chips: int) -> None:
-        """Raise unless `chips` of this kind form one slice (torus) or one switched domain.
+        """Raise unless `chips` of this kind form one slice (torus) or one switched domain (in a
+        per-device view, `chips` counts devices: whole chips of them).
 
         Torus slices are powers of two up to a cube of 4 per axis and whole multiples of that cube
         above it (v4 and v5p slices grow in 4×4×4 cubes; 2D-torus slices in powers of two)."""
+        if self.per_device_view:
+            if chips % self.devices_per_chip:
+                raise MeshError(f"{self.name}: {chips} devices are not whole chips of {self.devices_per_chip} devices each")
+            whole = dataclasses.replace(self, per_device_view=False, max_chips=self.max_chips // self.devices_per_chip)
+            try:
+                whole.check_chips(chips // self.devices_per_chip)
+            except MeshError as error:
+                raise MeshError(f"{chips} devices are {chips // self.devices_per_chip} chips of {self.devices_per_chip}: {error}") from None
+            return
         if chips > self.max_chips:
             raise MeshError(f"{self.name}: {chips} chips exceed the largest {self._domain} of {self.max_chips}")
         if self.torus_axes == 0:
@@ -112,6 +151,7 @@ _CLOUD_V4 = "https://cloud.google.com/tpu/docs/v4"
 _CLOUD_V5E = "https://cloud.google.com/tpu/docs/v5e"
 _CLOUD_V5P = "https://cloud.google.com/tpu/docs/v5p"
 _CLOUD_V6E = "https://cloud.google.com/tpu/docs/v6e"
+_CLOUD_V7X = "https://docs.cloud.google.com/tpu/docs/tpu7x"
 _PAPER = "Pope et al. 2022, arXiv 2211.05102 p.8 (docs/paper-model.md §2)"
 _A100 = "https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf"
 _H100 = "https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet"
@@ -182,6 +222,24 @@ _BUILTIN: tuple[Chip, ...] = (
             "interconnect_bandwidth": _CLOUD_V6E + " (3584 Gbps inter-chip interconnect)",
             "max_chips": _CLOUD_V6E + " (256 chips per pod, 16x16)",
             "wrap_multiple": _CLOUD_V6E + " (2D torus pod of 16x16; assumed: only the whole pod's axes wrap, smaller slices are meshes)",
+        },
+    ),
+    Chip(
+        "tpu-v7x", "Google TPU7x (Ironwood): 3D torus, 6 ICI links, two chiplets (JAX devices) per chip",
+        peak_flops=2307e12, peak_fp8_flops=4614e12, hbm_bytes=192 * GIB, hbm_bandwidth=7380 * GB,
+        interconnect_bandwidth=1200 * GB / 2, links=6, torus_axes=3, max_chips=9216, wrap_multiple=4,
+        devices_per_chip=2, die_to_die_bandwidth=6 * 100 * GB, usable_hbm_bytes=2 * int(94.75 * GIB),
+        sources={
+            "usable_hbm_bytes": _LIBTPU + " (94.75 GiB per device, two devices per chip)",
+            "peak_flops": _CLOUD_V7X + " (2307 TFLOPs BF16 per chip)",
+            "peak_fp8_flops": _CLOUD_V7X + " (4614 TFLOPs FP8 per chip)",
+            "hbm_bytes": _CLOUD_V7X + " (192 GiB HBM per chip; 96 GB per chiplet)",
+            "hbm_bandwidth": _CLOUD_V7X + " (7380 GBps per chip; 'approximately 7.37 TB/s' in the text)",
+            "interconnect_bandwidth": _CLOUD_V7X + " (1200 GBps bidirectional ICI per chip; '200 GBps per axis', read as one-way over an axis's two links)",
+            "max_chips": _CLOUD_V7X + " (9216 chips per pod)",
+            "wrap_multiple": _CLOUD_V7X + " (3D torus; slices larger than 64 chips are made of 4x4x4 cubes; as v5p, assumed: whole cubes wrap)",
+            "devices_per_chip": _CLOUD_V7X + " (two chiplets, each a TensorCore with its own HBM; JAX exposes each chip as two devices)",
+            "die_to_die_bandwidth": _CLOUD_V7X + " (the die-to-die interface is 'six times faster than a 1D ICI link': 6 x 100 GB/s one-way, a link's share of 1200 GBps over 6 links both ways; assumed)",
         },
     ),
     Chip(

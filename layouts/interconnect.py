@@ -36,6 +36,7 @@ from layouts.layout import MESH_AXES
 
 MeshShape = tuple[int, int, int]
 PHYSICAL_AXES = ("X", "Y", "Z")  # upper case: the slice's, beside the mesh's logical x, y, z
+CORES = "C"  # a chip's devices (TPU7x's two chiplets), joined by their die-to-die link
 SWITCH = "NVLink"
 
 # The standard slice shapes of a chip count, as Cloud TPU offers them (v4/v5p in 4×4×4 cubes,
@@ -52,7 +53,7 @@ class Ring:
     """One physical axis, or the part of one, that a logical axis runs along: `size` chips in a
     ring (`wraps`) or a line, `bandwidth` bytes/s one way out of a chip over its links."""
 
-    axis: str  # "X", "Y", "Z", or SWITCH
+    axis: str  # "X", "Y", "Z", CORES, SWITCH, or "XY" (TPU7x's 2x2 tray as one ring)
     size: int
     wraps: bool
     bandwidth: float
@@ -65,6 +66,8 @@ class Ring:
         return self.size // 2 if self.wraps and self.axis != SWITCH else self.size - 1
 
     def describe(self) -> str:
+        if self.axis == CORES:
+            return f"{CORES}:{self.size} die-to-die"
         shape = "switch" if self.axis == SWITCH else "ring" if self.wraps else "line"
         return f"{self.axis}:{self.size} {shape}, {self.links} links"
 
@@ -73,29 +76,33 @@ class Ring:
 class Placement:
     """A logical mesh on a slice: for each logical axis, the rings it runs along, in order."""
 
-    slice_shape: tuple[int, ...]
+    physical: dict[str, int]  # the slice's physical axes (and a chip's devices, C) and their sizes
     rings: tuple[tuple[Ring, ...], ...]  # per logical axis x, y, z
 
     def along(self, axes) -> tuple[Ring, ...]:
         """The rings a collective over the logical `axes` runs along, one phase each."""
         return tuple(ring for axis in axes for ring in self.rings[MESH_AXES.index(axis)])
 
+    @property
+    def slice_shape(self) -> tuple[int, ...]:
+        return tuple(size for axis, size in self.physical.items() if axis in PHYSICAL_AXES or axis == SWITCH)
+
     def describe(self) -> str:
-        """`x→X y→Y z→Z`: where each logical axis of more than one chip lies."""
+        """`x→Z y→Y z→X`: where each logical axis of more than one point lies (`X/2`: part of X)."""
         parts = []
         for axis, rings in zip(MESH_AXES, self.rings):
             if rings:
-                parts.append(f"{axis}→" + "·".join(ring.axis if ring.size == self._physical(ring.axis) else f"{ring.axis}/{ring.size}" for ring in rings))
+                parts.append(f"{axis}→" + "·".join(ring.axis if ring.size == self.physical.get(ring.axis) else f"{ring.axis}/{ring.size}" for ring in rings))
         return " ".join(parts) or "one chip"
-
-    def _physical(self, axis: str) -> int:
-        return math.prod(self.slice_shape) if axis == SWITCH else self.slice_shape[PHYSICAL_AXES.index(axis)]
 
 
 def standard_slice(chip: Chip, chips: int) -> tuple[int, ...]:
-    """The physical shape `chips` chips of `chip` form by default (one switched domain: `(chips,)`)."""
+    """The physical shape (in chips) that `chips` mesh points of `chip` form by default: one
+    switched domain `(chips,)`, or the standard torus slice (a per-device view counts devices)."""
     if chip.torus_axes == 0:
         return (chips,)
+    if chip.per_device_view:
+        chips //= chip.devices_per_chip
     table = THREE_D_SLICES if chip.torus_axes == 3 else TWO_D_SLICES
     if chips in table:
         return table[chips]
@@ -111,12 +118,15 @@ def wraps(chip: Chip, slice_shape: tuple[int, ...]) -> bool:
 
 def place(chip: Chip, mesh_shape: MeshShape, slice_shape: tuple[int, ...] | None = None) -> Placement:
     """Where each logical axis of `mesh_shape` lies on a slice of `chip` (see the module); the
-    slice's shape is the standard one for the chip count unless given."""
-    chips = math.prod(mesh_shape)
-    shape = tuple(slice_shape) if slice_shape is not None else standard_slice(chip, chips)
-    if math.prod(shape) != chips:
-        raise MeshError(f"mesh {'x'.join(map(str, mesh_shape))} has {chips} chips but the slice {'x'.join(map(str, shape))} has {math.prod(shape)}")
-    links = _Links(chip.torus_axes, chip.links, chip.axis_bandwidth, chip.interconnect_bandwidth, wraps(chip, shape))
+    slice's shape (in chips) is the standard one for the mesh's size unless given. In a per-device
+    view (TPU7x), the mesh's points are devices and a chip's devices form one more axis, C."""
+    points = math.prod(mesh_shape)
+    shape = tuple(slice_shape) if slice_shape is not None else standard_slice(chip, points)
+    per_chip = chip.devices_per_chip if chip.per_device_view else 1
+    if math.prod(shape) * per_chip != points:
+        devices = f" ({per_chip} devices each)" if per_chip > 1 else ""
+        raise MeshError(f"mesh {'x'.join(map(str, mesh_shape))} has {points} points but the slice {'x'.join(map(str, shape))} has {math.prod(shape)} chips{devices}")
+    links = _Links(chip.torus_axes, chip.links, chip.axis_bandwidth, chip.interconnect_bandwidth, wraps(chip, shape), per_chip, chip.die_to_die_bandwidth or 0.0)
     return _place(links, tuple(mesh_shape), shape)
 
 
@@ -129,22 +139,33 @@ class _Links:
     axis_bandwidth: float
     interconnect_bandwidth: float
     wraps: bool
+    devices_per_chip: int
+    die_to_die_bandwidth: float
 
 
 @functools.cache  # a sweep asks for the same few placements thousands of times
 def _place(chip: _Links, mesh_shape: MeshShape, shape: tuple[int, ...]) -> Placement:
     if chip.torus_axes == 0:
         # Behind a switch every chip reaches every other: each logical axis is a domain of its own.
-        return Placement(shape, tuple((Ring(SWITCH, size, True, chip.interconnect_bandwidth, chip.links),) if size > 1 else () for size in mesh_shape))
-    links = chip.links // chip.torus_axes
-
-    def ring(axis: int, size: int, whole: bool) -> Ring:
-        return Ring(PHYSICAL_AXES[axis], size, chip.wraps and whole, chip.axis_bandwidth, links)
-
-    whole = _whole_axes(mesh_shape, shape)
+        return Placement({SWITCH: math.prod(shape)}, tuple((Ring(SWITCH, size, True, chip.interconnect_bandwidth, chip.links),) if size > 1 else () for size in mesh_shape))
+    per_axis = chip.links // chip.torus_axes
+    # The physical axes in the order JAX's physical mesh lists them: X, Y(, Z), then a chip's devices.
+    axes = [Ring(PHYSICAL_AXES[index], size, chip.wraps, chip.axis_bandwidth, per_axis) for index, size in enumerate(shape)]
+    if chip.devices_per_chip > 1:
+        axes.append(Ring(CORES, chip.devices_per_chip, False, chip.die_to_die_bandwidth, 1))
+    physical = {ring.axis: ring.size for ring in axes}
+    if chip.devices_per_chip > 1 and len(shape) == 3 and math.prod(mesh_shape) <= 32 and math.prod(mesh_shape) % 8 == 0 and shape[0] <= 2 and shape[1] <= 2:
+        # JAX's TPU7x rule for small slices: each 2x2 tray's chips in one ring, devices innermost.
+        tray = Ring("XY", shape[0] * shape[1], chip.wraps or shape[0] * shape[1] == 4, chip.axis_bandwidth, per_axis)
+        return Placement(physical | {"XY": tray.size}, _reshaped(mesh_shape, [axes[2], tray, axes[3]]))
+    whole = _whole_axes(mesh_shape, tuple(ring.size for ring in axes))
     if whole is not None:
-        return Placement(shape, tuple(tuple(ring(axis, shape[axis], True) for axis in axes) for axes in whole))
-    return Placement(shape, _row_major(mesh_shape, shape, ring))
+        return Placement(physical, tuple(tuple(axes[index] for index in group) for group in whole))
+    # JAX refuses: `make_mesh` reshapes the topology's device list, X fastest after a chip's own
+    # devices on v4 (as their coordinates show; a multi-host TPU7x slice lists them host by host,
+    # which this approximates).
+    spatial = axes[: len(shape)]
+    return Placement(physical, _reshaped(mesh_shape, spatial[::-1] + axes[len(shape) :]))
 
 
 def _whole_axes(mesh_shape: MeshShape, shape: tuple[int, ...]):
@@ -175,20 +196,23 @@ def _whole_axes(mesh_shape: MeshShape, shape: tuple[int, ...]):
     return tuple(tuple(axis for axis in axes if shape[axis] > 1) for axes in assignment)
 
 
-def _row_major(mesh_shape: MeshShape, shape: tuple[int, ...], ring) -> tuple[tuple[Ring, ...], ...]:
-    """The devices in the order the topology lists them (X fastest, as their coordinates show)
-    reshaped to the mesh: each logical axis, from the last, takes the innermost chips left, whole
-    physical axes or parts of one (a part is a line)."""
-    remaining = [[axis, size] for axis, size in reversed(list(enumerate(shape)))]  # innermost (X) last
+def _reshaped(mesh_shape: MeshShape, order: list[Ring]) -> tuple[tuple[Ring, ...], ...]:
+    """The devices listed with `order`'s axes from the outermost to the innermost, reshaped to
+    the mesh: each logical axis, from the last, takes the innermost devices left, whole physical
+    axes or parts of one (a part does not close into a ring)."""
+    remaining = [[ring, ring.size] for ring in order if ring.size > 1]
     placed: list[tuple[Ring, ...]] = []
     for size in reversed(mesh_shape):
         rings = []
         while size > 1:
-            axis, left = remaining[-1]
+            ring, left = remaining[-1]
             take = math.gcd(size, left)
             if take == 1:
-                raise MeshError(f"mesh {'x'.join(map(str, mesh_shape))} cannot be laid on the slice {'x'.join(map(str, shape))}")
-            rings.insert(0, ring(axis, take, take == shape[axis]))
+                raise MeshError(f"mesh {'x'.join(map(str, mesh_shape))} cannot be laid on axes {' '.join(f'{r.axis}:{r.size}' for r in order)}")
+            part = ring if take == ring.size else dataclasses.replace(ring, size=take, wraps=False)
+            if ring.axis == "XY" and take < ring.size and left == ring.size:
+                part = dataclasses.replace(part, axis="X")  # the tray ring's first hops run along X
+            rings.insert(0, part)
             size //= take
             remaining[-1][1] //= take
             if remaining[-1][1] == 1:

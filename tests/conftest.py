@@ -1,10 +1,12 @@
 """Test set-up: 8 forced CPU devices (mesh 2×2×2), the CPU platform only (libtpu is installed for
-TPU-topology compiles, but there is no TPU to probe), strict dtype promotion, and jaxtyping's
-runtime shape checks on the zoo."""
+TPU-topology compiles, but there is no TPU to probe), strict dtype promotion, jaxtyping's
+runtime shape checks on the zoo, and the compile cache off (every test compiles what it checks;
+tests/test_compile_cache.py turns it on in a folder of its own), also for the commands tests run."""
 
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["ZOO_COMPILE_CACHE"] = "off"
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 
 from jaxtyping import install_import_hook  # noqa: E402

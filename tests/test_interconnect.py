@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
-from layouts.compiled.targets import get_target
+from layouts.compiled.targets import get_target, target_chip
 from layouts.cost.estimator import estimate_phase
 from layouts.fit import fit
 from layouts.hardware import get_chip
-from layouts.interconnect import PHYSICAL_AXES, Ring, phase_hops, phase_seconds, place
+from layouts.interconnect import CORES, PHYSICAL_AXES, Ring, phase_hops, phase_seconds, place
 from layouts.mesh import make_mesh
 from layouts.registry import get_partitioning
 from layouts.workload import Workload
@@ -20,22 +20,26 @@ from zoo.presets import get_preset
 
 
 def _varying_axes(grid: np.ndarray, logical: int) -> set[str]:
-    """The physical axes whose coordinate changes along `logical` in a mesh of devices."""
-    coords = np.array([[*device.coords] for device in grid.reshape(-1)]).reshape(*grid.shape, 3)
+    """The physical axes (and C, a chip's devices) whose coordinate changes along `logical`."""
+    coords = np.array([[*device.coords, device.core_on_chip] for device in grid.reshape(-1)]).reshape(*grid.shape, 4)
     moved = np.moveaxis(coords, logical, 0)
-    return {PHYSICAL_AXES[axis] for axis in range(3) if len({tuple(row) for row in moved[:, ..., axis].reshape(moved.shape[0], -1).tolist()}) > 1}
+    return {(*PHYSICAL_AXES, CORES)[axis] for axis in range(4) if len({tuple(row) for row in moved[:, ..., axis].reshape(moved.shape[0], -1).tolist()}) > 1}
 
 
 @pytest.mark.parametrize(
     "target, chips, mesh",
-    [("tpu-v4", 64, (4, 4, 4)), ("tpu-v4", 64, (1, 4, 16)), ("tpu-v4", 64, (1, 1, 64)), ("tpu-v4", 128, (8, 4, 4)), ("tpu-v4", 64, (2, 4, 8)), ("tpu-v5e", 256, (1, 16, 16))],
-)
+    [
+        ("tpu-v4", 64, (4, 4, 4)), ("tpu-v4", 64, (1, 4, 16)), ("tpu-v4", 64, (1, 1, 64)), ("tpu-v4", 128, (8, 4, 4)), ("tpu-v4", 64, (2, 4, 8)),
+        ("tpu-v5e", 256, (1, 16, 16)), ("tpu-v5p", 64, (4, 4, 4)), ("tpu-v5p", 128, (2, 8, 8)), ("tpu-v6e", 64, (1, 8, 8)),
+        ("tpu-v7x", 16, (2, 2, 4)), ("tpu-v7x", 32, (4, 2, 4)), ("tpu-v7x", 32, (2, 4, 4)), ("tpu-v7x", 128, (4, 4, 8)), ("tpu-v7x", 128, (1, 8, 16)), ("tpu-v7x", 128, (2, 4, 16)),
+    ],
+)  # fmt: skip
 def test_the_placement_is_the_compiled_meshs(target, chips, mesh):
     found = get_target(target, chips)
     grid = make_mesh(mesh, found.devices()).devices
-    placement = place(get_chip(target), mesh, found.slice_shape)
+    placement = place(target_chip(target, chips), mesh, found.slice_shape)
     for logical in range(3):
-        expected = {ring.axis for ring in placement.rings[logical]}
+        expected = {axis for ring in placement.rings[logical] for axis in (("X", "Y") if ring.axis == "XY" else (ring.axis,))}
         assert _varying_axes(grid, logical) == expected, (mesh, logical, placement.describe())
 
 

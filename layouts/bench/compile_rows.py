@@ -30,7 +30,7 @@ compiler partitioner XLA chooses, and the ratios show how far it strays (benchma
 
 from layouts.bench.cell import Cell
 from layouts.bench.result_row import COMMUNICATION_KEYS, ResultRow
-from layouts.compiled.aot import CompiledPhase, argument_bytes, compile_phase
+from layouts.compiled.aot import CompiledPhase, compile_phase
 from layouts.compiled.hlo_analysis import row_buffer_bytes, row_bytes, summarize
 from layouts.compiled.targets import get_target
 from layouts.cost.terms import check_phase
@@ -49,8 +49,9 @@ def compile_cell(cell: Cell) -> list[ResultRow]:
     for phase in cell.phases:
         row = resolved.row(phase, "compile", hbm_bytes=target.hbm_bytes())
         compiled = compile_phase(resolved.partitionings[phase], resolved.mesh_shapes[phase], resolved.workload(phase), phase, devices, cell.partitioner, cell.collective_matmul)
-        row.compile_time_s = compiled.seconds
+        row.compile_time_s = compiled.seconds  # where it was compiled, also when the cache served it
         row = _failed(row, compiled) if compiled.failure is not None else _fill(row, compiled)
+        row = _cache_note(row, compiled)
         rows.append(row.does_not_fit() if row.status == "ok" and row.fits is False else row)
     return rows
 
@@ -72,7 +73,7 @@ def _fill(row: ResultRow, compiled: CompiledPhase) -> ResultRow:
         total = compiler_memory["total"]
         row.memory_per_chip_bytes = {"weights": weights, "kv_cache": kv_cache, "other": total - weights - kv_cache, "total": total}
         row.fits = None if row.hbm_bytes is None else total <= row.hbm_bytes
-        logical, padded = argument_bytes(compiled.program, compiled.arguments)
+        logical, padded = compiled.argument_bytes()
         compiler_memory |= {"arguments_logical": logical, "arguments_layout_padding": None if padded is None else padded - logical}
     else:
         row.memory_per_chip_bytes = {"weights": weights, "kv_cache": kv_cache, "other": None, "total": None}
@@ -86,6 +87,13 @@ def _fill(row: ResultRow, compiled: CompiledPhase) -> ResultRow:
         "unprescribed_comm_bytes_per_chip": row_bytes(found, prescribed=False),
         "comm_buffer_bytes_per_chip": row_buffer_bytes(found),
     }
+    return row
+
+
+def _cache_note(row: ResultRow, compiled: CompiledPhase) -> ResultRow:
+    """Say where the program's figures came from (the compile cache: "hit"; a compile here: "miss"
+    or "off") and the seconds this process spent on it (the compile time is where it was compiled)."""
+    row.details = dict(row.details or {}) | {"compile_cache": compiled.cache, "compile_step_s": compiled.here_s}
     return row
 
 

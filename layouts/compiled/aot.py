@@ -19,7 +19,9 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from layouts.compiled.hlo_analysis import HloCollective, collectives
+from layouts.compiled import compile_cache
+from layouts.compiled.compile_cache import ProgramFacts
+from layouts.compiled.hlo_analysis import HloCollective, collectives_from_text
 from layouts.workload import Workload
 from layouts.layout import Partitioning
 from layouts.mesh import MeshShape, make_mesh
@@ -88,14 +90,32 @@ def _reported_requirement(message: str) -> int | None:
 
 @dataclasses.dataclass(frozen=True)
 class CompiledPhase:
-    """One phase's step compiled for a mesh: the program, or the compiler's failure, with the
-    abstract arguments it was compiled for and the seconds compiling took."""
+    """One phase's step compiled for a mesh, with the abstract arguments it was compiled for:
+    what the tool reads from the program (`facts`: its figures, or the compiler's failure, and the
+    seconds compiling took where it was compiled), the program itself where it was compiled in
+    this process (None when it failed, or when the facts came from the compile cache), and where
+    the facts came from (`cache`: "hit" or "miss" in the compile cache, `layouts.compiled.
+    compile_cache`, whose local programs JAX's own cache serves; "off" when it is off)."""
 
-    program: Any  # a jax Compiled, or None when `failure` is set
-    failure: Exception | None
+    program: Any
+    facts: ProgramFacts
     mesh: Mesh
     arguments: tuple  # (model, tokens, cache) as sharded ShapeDtypeStructs
-    seconds: float
+    cache: str
+    here_s: float  # seconds this process spent lowering and compiling it, or finding it in the cache
+
+    @property
+    def seconds(self) -> float:
+        return self.facts.seconds
+
+    @property
+    def failure(self) -> str | None:
+        """The compiler's failure in one line, or None."""
+        return self.facts.failure
+
+    @property
+    def failure_reason(self) -> str | None:
+        return self.facts.failure
 
     @property
     def weight_bytes(self) -> int:
@@ -109,44 +129,27 @@ class CompiledPhase:
         return shard_bytes((cache.k, cache.v))
 
     @property
-    def failure_reason(self) -> str | None:
-        return None if self.failure is None else _one_line(self.failure)
-
-    @property
     def out_of_memory(self) -> bool:
-        reason = self.failure_reason or ""
-        return "RESOURCE_EXHAUSTED" in reason or "Ran out of memory" in reason
+        return _out_of_memory(self.failure)
 
     @property
     def required_bytes(self) -> int | None:
         """What a compiler that ran out of memory says the program needs per chip."""
-        return _reported_requirement(self.failure_reason) if self.out_of_memory else None
+        return _reported_requirement(self.failure) if self.out_of_memory else None
 
     def compiler_memory(self) -> dict[str, int] | None:
         """The compiler's per-chip memory figures, and their `total`: arguments + outputs − aliased
         (the donated cache) + temporaries + generated code. None where the backend has none."""
-        memory = self.program.memory_analysis()
-        if memory is None:
+        figures = self.facts.memory
+        if figures is None:
             return None
-        figures = {
-            "arguments": int(memory.argument_size_in_bytes),
-            "outputs": int(memory.output_size_in_bytes),
-            "aliased": int(memory.alias_size_in_bytes),
-            "temporaries": int(memory.temp_size_in_bytes),
-            "generated_code": int(memory.generated_code_size_in_bytes),
-        }
         total = figures["arguments"] + figures["outputs"] - figures["aliased"] + figures["temporaries"] + figures["generated_code"]
-        return figures | {"total": total}
+        return dict(figures) | {"total": total}
 
     def compiler_cost(self) -> dict | None:
         """XLA's cost analysis. XLA counts a while loop's body once, so its FLOPs and bytes cover one
         layer of the scan, not all of them; its time is kept only where the backend gives one."""
-        try:
-            cost = self.program.cost_analysis()
-        except Exception:  # some backends have none
-            return None
-        if isinstance(cost, list):
-            cost = cost[0] if cost else None
+        cost = self.facts.cost
         if not cost:
             return None
         seconds = cost.get("optimal_seconds")
@@ -157,9 +160,40 @@ class CompiledPhase:
             "optimal_seconds": seconds if seconds is not None and seconds > 0 else None,
         }
 
+    def argument_bytes(self) -> tuple[int, int | None]:
+        """Per-chip bytes of the arguments: (logical shards, shards in the compiled device layouts,
+        or None where the backend does not say)."""
+        return shard_bytes(self.arguments), self.facts.argument_layout_bytes
+
     def collectives(self) -> list[HloCollective]:
         """The collectives of the optimized program, loop trips counted (`hlo_analysis`)."""
-        return collectives(self.program, self.mesh)
+        return collectives_from_text(self.facts.hlo or "", self.mesh)
+
+
+def _out_of_memory(reason: str | None) -> bool:
+    return "RESOURCE_EXHAUSTED" in (reason or "") or "Ran out of memory" in (reason or "")
+
+
+def _facts(compiled, seconds: float, arguments) -> ProgramFacts:
+    """What the tool reads from a compiled program, read once."""
+    memory = compiled.memory_analysis()
+    figures = None
+    if memory is not None:
+        figures = {
+            "arguments": int(memory.argument_size_in_bytes),
+            "outputs": int(memory.output_size_in_bytes),
+            "aliased": int(memory.alias_size_in_bytes),
+            "temporaries": int(memory.temp_size_in_bytes),
+            "generated_code": int(memory.generated_code_size_in_bytes),
+        }
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # some backends have none
+        cost = None
+    if isinstance(cost, list):
+        cost = cost[0] if cost else None
+    kept = {key: cost.get(key) for key in ("flops", "bytes accessed", "optimal_seconds")} if cost else None
+    return ProgramFacts(seconds, None, figures, kept, compiled.as_text(), argument_bytes(compiled, arguments)[1])
 
 
 def compile_phase(
@@ -172,8 +206,10 @@ def compile_phase(
     collective_matmul: str = "none",
 ) -> CompiledPhase:
     """Lowers and compiles `phase` of `workload` under `partitioning` on `devices` laid out as
-    `mesh_shape`, its collectives written by `partitioner`. Input errors (ZooError, which includes
-    a layout the explicit partitioner cannot run) propagate; the compiler's failure is in the result."""
+    `mesh_shape`, its collectives written by `partitioner`. A program for devices this process
+    cannot run (a TPU topology) is looked up in the compile cache first (`compile_cache`). Input
+    errors (ZooError, which includes a layout the explicit partitioner cannot run) propagate; the
+    compiler's failure is in the result."""
     config = partitioning.config
     mesh = make_mesh(mesh_shape, devices)
     model = abstract_model(config, workload.weights)
@@ -185,11 +221,50 @@ def compile_phase(
     )
     program = getattr(steps, phase)
     arguments = program.abstract_arguments(model, abstract_cache(config, workload.batch, max_len, workload.kv_dtype))
+    if _runs_here(mesh):
+        return _compile_here(program, arguments, mesh)
+    cache = "miss" if compile_cache.enabled() else "off"
     started = time.perf_counter()
+    key = None
     try:
-        compiled = program.ahead_of_time.lower(*arguments).compile()
+        lowered = program.ahead_of_time.lower(*arguments)
+        key = compile_cache.program_key(lowered, mesh.devices.flatten().tolist()) if cache == "miss" else None
+        found = compile_cache.load(key) if key else None
+        if found is not None:
+            return CompiledPhase(None, found, mesh, arguments, "hit", time.perf_counter() - started)
+        compiled = lowered.compile()
     except ZooError:
         raise
     except Exception as error:  # the compiler's own failure: reported, not raised
-        return CompiledPhase(None, error, mesh, arguments, time.perf_counter() - started)
-    return CompiledPhase(compiled, None, mesh, arguments, time.perf_counter() - started)
+        facts = ProgramFacts(time.perf_counter() - started, failure=_one_line(error))
+        if key and _out_of_memory(facts.failure):  # deterministic, unlike a crash: worth keeping
+            compile_cache.store(key, facts)
+        return CompiledPhase(None, facts, mesh, arguments, cache, facts.seconds)
+    facts = _facts(compiled, time.perf_counter() - started, arguments)
+    if key:
+        compile_cache.store(key, facts)
+    return CompiledPhase(compiled, facts, mesh, arguments, cache, facts.seconds)
+
+
+def _compile_here(program, arguments, mesh: Mesh) -> CompiledPhase:
+    """A program for the local devices, which must run: JAX's own persistent cache serves it
+    ("hit" when it served the program; the seconds are then this process's, lowering and loading:
+    JAX's record of the original compile time is not reliable, 0 for some entries)."""
+    cache = "miss" if compile_cache.enable_jax_cache() else "off"
+    started = time.perf_counter()
+    with compile_cache.jax_cache_savings() as saved:
+        try:
+            compiled = program.ahead_of_time.lower(*arguments).compile()
+        except ZooError:
+            raise
+        except Exception as error:  # the compiler's own failure: reported, not raised
+            facts = ProgramFacts(time.perf_counter() - started, failure=_one_line(error))
+            return CompiledPhase(None, facts, mesh, arguments, cache, facts.seconds)
+    facts = _facts(compiled, time.perf_counter() - started, arguments)
+    return CompiledPhase(compiled, facts, mesh, arguments, "hit" if saved else cache, facts.seconds)
+
+
+def _runs_here(mesh: Mesh) -> bool:
+    """Whether this process can run a program on the mesh's devices (not a topology's)."""
+    local = set(jax.local_devices())
+    return all(device in local for device in mesh.devices.flat)

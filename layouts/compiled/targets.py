@@ -43,8 +43,14 @@ FAMILIES: dict[str, ChipFamily] = {
         ChipFamily("tpu-v5e", "v5e", None, TWO_D_SLICES),  # 2D torus up to 256 chips
         ChipFamily("tpu-v5p", "v5p", None, THREE_D_SLICES),
         ChipFamily("tpu-v6e", "v6e", None, TWO_D_SLICES),  # 2D torus up to 256 chips
+        ChipFamily("tpu-v7x", "tpu7x", None, THREE_D_SLICES),  # two devices per chip: --chips counts devices
     )
 }
+
+
+def devices_per_chip(family: ChipFamily) -> int:
+    """The devices (mesh points) one chip of the family is: 2 on TPU7x, else 1."""
+    return get_chip(family.name).devices_per_chip
 
 
 def target_names() -> tuple[str, ...]:
@@ -53,7 +59,10 @@ def target_names() -> tuple[str, ...]:
 
 
 def valid_targets_line() -> str:
-    parts = [f"{name} (chips {', '.join(str(n) for n in family.slice_shapes)}; or {name}:SHAPE)" for name, family in FAMILIES.items()]
+    parts = [
+        f"{name} ({'devices' if devices_per_chip(family) > 1 else 'chips'} {', '.join(str(n * devices_per_chip(family)) for n in family.slice_shapes)}; or {name}:SHAPE)"
+        for name, family in FAMILIES.items()
+    ]
     return "; ".join([*parts, f"{LOCAL} (the devices present)"])
 
 
@@ -91,7 +100,7 @@ class Target:
         libtpu reports: `reported_usable_hbm`); a local accelerator's reported limit; None for
         the host CPU (its memory is the machine's)."""
         if self.family is not None:
-            return get_chip(self.family.name).program_hbm_bytes
+            return get_chip(self.family.name).per_device().program_hbm_bytes
         device = jax.devices()[0]
         stats = device.memory_stats() if hasattr(device, "memory_stats") else None
         return int(stats["bytes_limit"]) if stats and "bytes_limit" in stats else None
@@ -103,7 +112,8 @@ def reported_usable_hbm(family: str) -> int | None:
     where the message does not say."""
     import jax.numpy as jnp
 
-    device = get_target(family, 4).devices()[0]
+    smallest = min(FAMILIES[family].slice_shapes) * devices_per_chip(FAMILIES[family])
+    device = get_target(family, smallest).devices()[0]
     too_large = jax.jit(lambda: jnp.zeros((1024, 2**30), jnp.int8), out_shardings=jax.sharding.SingleDeviceSharding(device))
     try:
         too_large.lower().compile()
@@ -123,7 +133,7 @@ def local_chip_count() -> int:
 # Accelerators whose peak FLOP/s and HBM bandwidth the hardware presets know, by JAX device kind.
 _DEVICE_KINDS = (
     ("H200", "h200"), ("H100", "h100-sxm"), ("A100", "a100-80gb"), ("TPU v4", "tpu-v4"), ("TPU v5 lite", "tpu-v5e"),
-    ("TPU v5e", "tpu-v5e"), ("TPU v5p", "tpu-v5p"), ("TPU v6", "tpu-v6e"),
+    ("TPU v5e", "tpu-v5e"), ("TPU v5p", "tpu-v5p"), ("TPU v6", "tpu-v6e"), ("TPU7x", "tpu-v7x"),
 )  # fmt: skip
 
 
@@ -132,14 +142,15 @@ def local_chip() -> Chip | None:
     kind = jax.devices()[0].device_kind
     for marker, name in _DEVICE_KINDS:
         if marker.lower() in kind.lower():
-            return get_chip(name)
+            return get_chip(name).per_device()
     return None
 
 
 def target_chip(spec: str, chips: int) -> Chip:
-    """The chip the estimator costs a target on: a TPU target's preset (`tpu-v4`, or `tpu-v4:4x4x8`
-    with the shape checked against `chips`), the local accelerator's preset, or any chip preset or
-    chip file by name. The estimator needs no standard slice shape: it has no topology to compile."""
+    """The chip the estimator costs a target on, as a mesh point sees it (`Chip.per_device`: one
+    TensorCore of a TPU7x chip): a TPU target's preset (`tpu-v4`, or `tpu-v4:4x4x8` with the shape
+    checked against `chips`), the local accelerator's preset, or any chip preset or chip file by
+    name. The estimator needs no standard slice shape: it has no topology to compile."""
     text = spec.strip() if isinstance(spec, str) else spec
     if text == LOCAL:
         chip = local_chip()
@@ -153,8 +164,8 @@ def target_chip(spec: str, chips: int) -> Chip:
     name, shaped, _ = text.partition(":")
     if name in FAMILIES and shaped:
         get_target(text, chips)  # the shape is checked against the chip count
-        return get_chip(name)
-    return get_chip(text)
+        return get_chip(name).per_device()
+    return get_chip(text).per_device()
 
 
 def get_target(spec: str, chips: int) -> Target:
@@ -175,20 +186,22 @@ def get_target(spec: str, chips: int) -> Target:
     if family is None:
         raise TargetError(f"unknown target {spec!r}; valid: {valid_targets_line()}")
     rank = len(next(iter(family.slice_shapes.values())))
+    per_chip = devices_per_chip(family)
+    devices = f" ({per_chip} devices each: --chips counts devices on {name})" if per_chip > 1 else ""
     if shape_text:
         if not re.fullmatch(r"[1-9]\d*(x[1-9]\d*)*", shape_text) or shape_text.count("x") + 1 != rank:
             raise TargetError(f"malformed slice shape {shape_text!r} for {name}: expected {rank} sizes like {'x'.join(['4'] * rank)}")
         shape = tuple(int(size) for size in shape_text.split("x"))
-        if math.prod(shape) != chips:
-            raise TargetError(f"target {spec} has {math.prod(shape)} chips but the cell has chips={chips}")
+        if math.prod(shape) * per_chip != chips:
+            raise TargetError(f"target {spec} has {math.prod(shape)} chips{devices} but the cell has chips={chips}")
         if shape[0] % 2 or shape[1] % 2:
             raise TargetError(f"slice {shape_text} of {name} is not made of 2x2 hosts; standard shapes: {_standard_shapes(family)}")
     else:
-        shape = family.slice_shapes.get(chips)
+        shape = family.slice_shapes.get(chips // per_chip) if chips % per_chip == 0 else None
         if shape is None:
             raise TargetError(
-                f"{name} has no standard slice of {chips} chips; valid chip counts: "
-                f"{', '.join(str(n) for n in family.slice_shapes)} (or give the shape: {name}:SHAPE)"
+                f"{name} has no standard slice of {chips} {'devices' if per_chip > 1 else 'chips'}; valid chip counts: "
+                f"{', '.join(str(n * per_chip) for n in family.slice_shapes)}{devices} (or give the shape: {name}:SHAPE)"
             )
     return Target(text, family, shape, chips)
 
@@ -198,7 +211,10 @@ def slice_shape(spec: str, chips: int) -> tuple[int, ...] | None:
     names, else the standard one; None for local devices or a chip count with no standard slice
     (the estimate then lays the mesh on the most balanced shape, `layouts.interconnect`)."""
     name, _, shape_text = spec.strip().partition(":")
-    if name not in FAMILIES or (not shape_text and chips not in FAMILIES[name].slice_shapes):
+    if name not in FAMILIES:
+        return None
+    family = FAMILIES[name]
+    if not shape_text and (chips % devices_per_chip(family) or chips // devices_per_chip(family) not in family.slice_shapes):
         return None
     return get_target(spec, chips).slice_shape
 

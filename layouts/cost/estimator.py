@@ -168,7 +168,8 @@ def estimate_phase(
         latency_s=latency,
         tokens_per_s=passes.tokens / latency,
         mfu=model_flops_utilization(config, passes.tokens, chips, chip.peak_flops, latency),
-        cost_chip_ms_per_token=chip_ms_per_token(chips, latency, passes.tokens),
+        # Per chip, not per device: a TPU7x chip is two of the mesh's points.
+        cost_chip_ms_per_token=chip_ms_per_token(chips / (chip.devices_per_chip if chip.per_device_view else 1), latency, passes.tokens),
         memory_per_chip_bytes=memory,
         fits=memory["total"] <= chip.program_hbm_bytes,
         comm_bytes_per_chip=comm | {"other": 0.0},
