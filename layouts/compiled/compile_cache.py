@@ -18,8 +18,10 @@ JSON file written atomically: a torn or unreadable entry is a miss, never an err
 
 import contextlib
 import dataclasses
+import functools
 import gzip
 import hashlib
+import importlib.metadata
 import json
 import os
 import tempfile
@@ -28,7 +30,6 @@ from typing import Any
 
 import jax
 
-from layouts.bench.result_row import environment
 
 _ENABLED = {"on": os.environ.get("ZOO_COMPILE_CACHE", "on").lower() not in ("0", "off", "false", "no")}
 
@@ -90,13 +91,24 @@ class ProgramFacts:
     argument_layout_bytes: int | None = None  # the arguments' shards in the compiled device layouts
 
 
+@functools.cache
+def _compiler_versions() -> str:
+    """The versions of what compiles: jax, jaxlib, libtpu ("-" where one is not installed)."""
+    found = []
+    for distribution in ("jax", "jaxlib", "libtpu"):
+        try:
+            found.append(f"{distribution} {importlib.metadata.version(distribution)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{distribution} -")
+    return ", ".join(found)
+
+
 def program_key(lowered, devices) -> str:
     """The entry's name: a digest of the lowered module, the devices in mesh order and versions."""
-    versions = environment()
     digest = hashlib.sha256(lowered.as_text().encode())
     for device in devices:
         digest.update(f"{device.platform}|{device.device_kind}|{device.id}|{getattr(device, 'coords', None)}|{getattr(device, 'core_on_chip', None)}\n".encode())
-    digest.update(json.dumps({name: versions[name] for name in ("jax", "jaxlib", "libtpu")}, sort_keys=True).encode())
+    digest.update(_compiler_versions().encode())
     return digest.hexdigest()
 
 
