@@ -130,7 +130,7 @@ def fit(runs: tuple[PublishedRun, ...] | None = None, free: tuple[str, ...] = FR
 
 @dataclasses.dataclass(frozen=True)
 class Fold:
-    """One cross-validation split: fitted on `fitted_on`, scored on the rows of `held_out`."""
+    """One cross-validation split: `calibration` fitted on every row but those of `held_out`, which it scores."""
 
     name: str
     held_out: tuple[PublishedRun, ...]
