@@ -12,7 +12,7 @@ import time
 from layouts.bench.cell import Cell
 from layouts.bench.estimate_rows import estimate_or_error_rows
 from layouts.builtin import FFN_LAYOUTS
-from layouts.cost.calibration import CALIBRATED, cross_validate, error_summary, fit, published_runs, run_seconds
+from layouts.cost.calibration import CALIBRATED, cross_validate, describe_errors, fit, published_runs, run_seconds
 
 MEANING = {
     "flops_efficiency": "η_flops: fraction of peak bf16 FLOP/s the matmuls reach",
@@ -24,11 +24,6 @@ MEANING = {
 
 def _factors(calibration) -> str:
     return ", ".join(f"{name} {getattr(calibration, name):.4g}" for name in MEANING)
-
-
-def _summary(errors) -> str:
-    median, worst = error_summary(errors)
-    return f"median |error| {median:.1%}, max |error| {worst:.1%} over {len(list(errors))}"
 
 
 def main() -> None:
@@ -45,8 +40,8 @@ def main() -> None:
     runs = published_runs()
     in_sample = {run: run_seconds(fitted, run.passes()) / run.latency_s - 1 for run in runs}
     appendix_d = [run for run in runs if run.table.startswith("D.")]
-    print(f"in-sample, Table 2: {_summary([in_sample[run] for run in runs if run.table == 'Table 2'])}")
-    print(f"in-sample, Appendix D: {_summary([in_sample[run] for run in appendix_d])}")
+    print(f"in-sample, Table 2: {describe_errors([in_sample[run] for run in runs if run.table == 'Table 2'])}")
+    print(f"in-sample, Appendix D: {describe_errors([in_sample[run] for run in appendix_d])}")
 
     held_out = {}
     for scheme, folds in cross_validate().items():
@@ -54,10 +49,10 @@ def main() -> None:
         for fold in folds:
             fold_errors = fold.errors()
             errors += fold_errors.values()
-            print(f"  {fold.name}: {_factors(fold.calibration)}; {_summary(list(fold_errors.values()))}")
+            print(f"  {fold.name}: {_factors(fold.calibration)}; {describe_errors(list(fold_errors.values()))}")
             if scheme == "tables":
                 held_out.update(fold_errors)
-        print(f"cross-validated ({scheme}): {_summary(errors)}")
+        print(f"cross-validated ({scheme}): {describe_errors(errors)}")
 
     if show_rows:
         print(f"\n{'row':<66} {'published':>10} {'in-sample':>9} {'held out':>9}")

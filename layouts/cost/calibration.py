@@ -155,3 +155,10 @@ def error_summary(errors) -> tuple[float, float]:
     """The median and the maximum |relative error|."""
     magnitudes = [abs(error) for error in errors]
     return statistics.median(magnitudes), max(magnitudes)
+
+
+def describe_errors(errors) -> str:
+    """`median |error| 3.3%, max |error| 16.1% over 81`."""
+    errors = list(errors)
+    median, worst = error_summary(errors)
+    return f"median |error| {median:.1%}, max |error| {worst:.1%} over {len(errors)}"

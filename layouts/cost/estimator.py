@@ -22,7 +22,7 @@ from typing import Any
 from layouts.collective_matmul import check_mode
 from layouts.cost.calibration import get_mode
 from layouts.cost.metrics import chip_ms_per_token, model_flops_utilization
-from layouts.cost.terms import ACTIVATION_BYTES, axis_ways, phase_passes, phase_template
+from layouts.cost.terms import ACTIVATION_BYTES, axis_ways, describe_rings, phase_passes, phase_template
 from layouts.workload import Workload
 from layouts.hardware import Chip
 from layouts.layout import Partitioning
@@ -155,7 +155,7 @@ def estimate_phase(
         },
         # Each collective of a layer and of the head: the links it runs on, its bytes and seconds.
         "collective_links": [
-            {"stage": stage, "where": c.where, "kind": c.kind, "axes": "".join(c.axes), "links": c.rings, "bytes": c.bytes, "seconds": c.seconds, "hops": c.hops, "looped": c.looped}
+            {"stage": stage, "where": c.where, "kind": c.kind, "axes": "".join(c.axes), "links": describe_rings(c.rings), "bytes": c.bytes, "seconds": c.seconds, "hops": c.hops, "looped": c.looped}
             for stage, terms in (("layer", reported.layer), ("head", reported.head))
             for c in terms.breakdown
         ],

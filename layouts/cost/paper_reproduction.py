@@ -10,7 +10,7 @@ import math
 import statistics
 
 from layouts.builtin import ATTENTION_LAYOUTS, FFN_LAYOUTS
-from layouts.cost.calibration import cross_validate, get_mode, run_seconds
+from layouts.cost.calibration import cross_validate, describe_errors, get_mode, run_seconds
 from layouts.cost.published import APPENDIX_D, TABLE_2, PublishedRun
 from layouts.cost.terms import axis_ways, kv_cache_bytes, phase_template
 from layouts.cost.estimator import estimate_phase
@@ -145,20 +145,15 @@ def reproduce_paper(mode: str = "calibrated") -> Reproduction:
     return Reproduction(mode, tuple(comparisons + appendix_d), cross_validated)
 
 
-def _summary(errors) -> str:
-    magnitudes = [abs(error) for error in errors]
-    return f"median |error| {statistics.median(magnitudes):.1%}, max |error| {max(magnitudes):.1%} over {len(magnitudes)}"
-
-
 def format_reproduction(reproduction: Reproduction) -> str:
     lines = [f"{'quantity':<62} {'unit':>9} {'published':>10} {'estimate':>10} {'error':>7} {'held out':>10} {'error':>7}"]
     for c in reproduction.comparisons:
         held_out = f" {c.held_out:>10.4g} {c.held_out_error:>+7.1%}" if c.held_out is not None else ""
         lines.append(f"{c.quantity:<62} {c.unit:>9} {c.published:>10.4g} {c.estimate:>10.4g} {c.relative_error:>+7.1%}{held_out}")
     appendix_d = reproduction.appendix_d()
-    lines.append(f"in-sample, Appendix D: {_summary(c.relative_error for c in appendix_d)}")
+    lines.append(f"in-sample, Appendix D: {describe_errors(c.relative_error for c in appendix_d)}")
     names = {"tables": "each Appendix D table held out (fitted on Table 2 and the other two)", "models": "MT-NLG held out (fitted on every PaLM row)"}
     for scheme, errors in reproduction.cross_validated.items():
-        lines.append(f"cross-validated, {names[scheme]}: {_summary(errors)}")
+        lines.append(f"cross-validated, {names[scheme]}: {describe_errors(errors)}")
     lines.append(f"median |error| {reproduction.median_error:.1%}, max |error| {reproduction.max_error:.1%} ({reproduction.mode}, in-sample, every row)")
     return "\n".join(lines)

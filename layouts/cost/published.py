@@ -11,6 +11,7 @@ rows are the prefill and the generation apart; its MT-NLG rows the total of both
 """
 
 import dataclasses
+import functools
 
 from layouts.cost.terms import PhasePasses, phase_passes
 from layouts.fit import fit
@@ -50,13 +51,19 @@ class PublishedRun:
         return fit(get_partitioning(self.layout, attention, get_preset(self.model)), self.mesh, self.workload.batch)
 
     def passes(self) -> tuple[PhasePasses, ...]:
-        """The cost model's terms of each phase the row times."""
-        return tuple(phase_passes(self.partitioning(phase), get_chip("tpu-v4"), self.mesh, self.workload, phase) for phase in self.phases)
+        """The cost model's terms of each phase the row times (computed once: every fit and
+        cross-validation fold reads them, only the calibration combining them changes)."""
+        return _passes(self)
 
     @property
     def name(self) -> str:
         w = self.workload
         return f"{self.table} {self.model} {self.phase} batch {w.batch}, {w.input_len} in, {w.gen_tokens} out"
+
+
+@functools.cache
+def _passes(run: PublishedRun) -> tuple[PhasePasses, ...]:
+    return tuple(phase_passes(run.partitioning(phase), get_chip("tpu-v4"), run.mesh, run.workload, phase) for phase in run.phases)
 
 
 # Table 2: PaLM 540B (heads padded to 64), 64 TPU v4 chips as 4×4×4, 2048-token prompts, 64 generated tokens.

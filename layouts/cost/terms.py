@@ -31,7 +31,7 @@ import jax
 from layouts.workload import Workload
 from layouts.divisibility import check_divides
 from layouts.hardware import Chip
-from layouts.interconnect import Placement, phase_hops, phase_seconds, place
+from layouts.interconnect import Placement, Ring, phase_hops, phase_seconds, place
 from layouts.layout import COLLECTIVE_KINDS, MESH_AXES, Partitioning
 from layouts.transitions import Distribution, canonical, derive, explicit_problem, looped_gather, looped_reduce_scatter, mixed_dimensions, waypoint
 from zoo.config import ModelConfig, dtype_bytes
@@ -557,11 +557,16 @@ class CollectiveCost:
     where: str
     kind: str
     axes: Axes  # logical mesh axes
-    rings: str  # e.g. "Y:4 ring, 2 links · Z:4 ring, 2 links"
+    rings: tuple[Ring, ...]  # one phase each (`describe_rings` says which links)
     bytes: float
     seconds: float
     hops: int
     looped: bool  # run as a collective matmul's loop, hidden behind its matmuls up to their time
+
+
+def describe_rings(rings: tuple[Ring, ...]) -> str:
+    """The links a collective's phases use: "Y:4 ring, 2 links · Z:4 ring, 2 links"."""
+    return " · ".join(ring.describe() for ring in rings if ring.size > 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -636,7 +641,7 @@ def _stage(
             steps = 0 if collective.combined and key in combined else phase_hops(rings) * runs
             combined.add(key)
             count, hops = count + (runs if steps else 0), hops + steps
-        breakdown.append(CollectiveCost(collective.where, collective.kind, collective.axes, " · ".join(ring.describe() for ring in rings if ring.size > 1), moved, time, steps, looped))
+        breakdown.append(CollectiveCost(collective.where, collective.kind, collective.axes, rings, moved, time, steps, looped))
     return StageTerms(
         matmul_flops=sum(term.value(ways, B, L, S) for term in flops),
         attention_flops=attention,
