@@ -1,6 +1,13 @@
 """Saving a model (any sharding, any number of hosts) as a checkpoint directory: atomically, and
 deleting nothing this tool did not write (ownership.py says how that is proved).
 
+With several processes (`layouts.processes`), every process runs `save` with its part of the model
+and writes the shards its devices hold; process 0 alone prepares the staging directory, writes the
+manifest (once every process has written its shards) and renames it into place, and every process
+returns only after the rename. The directory must be one every process sees (a shared filesystem).
+A process that dies mid-save stops the others (the runtime's heartbeat) before the rename: the
+previous checkpoint stays.
+
 Checked before anything is written (`ensure_writable`, which callers also run before the work that
 produces the model): an existing path is replaced only with `overwrite`, and only if it is a
 checkpoint this tool wrote, never the current directory, a directory holding it, a filesystem root or
@@ -199,6 +206,8 @@ def _stage_arrays(model: Transformer, staging: pathlib.Path, directory: pathlib.
             array_checkpointer().save(staging / ARRAYS_DIRECTORY, args=ocp.args.PyTreeSave(arrays))
     except Exception as error:  # the storage layer's errors have no common type (tensorstore raises ValueError)
         raise CheckpointWriteError(f"cannot write checkpoint {directory}: {failure_reason(error)}") from error
+    # With several processes each writes its own shards: the manifest lists the files once all are there.
+    multihost_utils.sync_global_devices(f"checkpoint arrays written {staging}")
     names = logical_names(model)
     checksums = array_checksums(arrays)
     records = {

@@ -11,6 +11,7 @@ from cli.cell_flags import matrix_from_flags
 from layouts.bench.matrix import SOURCES, default_matrices, load_experiment
 from cli.options import CELL_OPTION_NAMES, FORMAT, NO_COMPILE_CACHE, cell_options, run_guarded, split_list
 from cli.plots import latency_cost_plot, memory_plot
+from layouts import processes
 from layouts.bench.output_folder import OutputFolder, write_atomically
 from cli.report import csv_text, jsonl_text, print_rows
 
@@ -42,6 +43,11 @@ def bench(source, config_path, out: str, fresh: bool, no_plots: bool, output_for
         matrices = default_matrices()
     # Every cell and the output folder are checked before anything runs or anything on disk changes.
     items = run_guarded(lambda: work_items(matrices))
+    if not processes.is_leader():
+        # Another process owns the output folder: this one runs the cells the leader computes
+        # (their steps span every process) and writes nothing.
+        run_guarded(lambda: run_matrix(items, None, show_progress=False, fresh=fresh))
+        return
     folder = run_guarded(lambda: OutputFolder(out))
     run_guarded(lambda: _bench(folder, items, fresh, no_plots, output_format))
 

@@ -82,7 +82,8 @@ def generate(
 
     from checkpoints.shipped import SHIPPED_CHECKPOINT
     from layouts.compiled.local_memory import check_fits_locally
-    from zoo import Sampling, Transformer, generate_jit, get_preset
+    from layouts.processes import gathered
+    from zoo import Sampling, generate_jit, get_preset
     from zoo.generation import check_token_budget, generation_bytes
     from zoo.tokenizer import decode, encode_batch
 
@@ -100,18 +101,20 @@ def generate(
     split_options = (layout, prefill_layout, decode_layout, attention, prefill_attention, decode_attention, mesh, partitioner, collective_matmul, prefill_chunk)
     layout_given = any(option is not None for option in split_options)
     chip_count = _chip_count(chips, mesh, splitting=layout_given)
+    placement = None  # where the weights go: one device, or the prefill layout's shards
     if chip_count == 1 and not layout_given:
         layout_name, run, devices = None, generate_jit, jax.devices()[:1]
     else:
-        layout_name, run, devices = _sharded(config, batch, chip_count, layout, prefill_layout, decode_layout, attentions, mesh)
+        layout_name, run, devices, placement = _sharded(config, batch, chip_count, layout, prefill_layout, decode_layout, attentions, mesh)
         run = functools.partial(run, **program, prefill_chunk=prefill_chunk)
     stored = {} if manifest is None else {"weights": manifest.weights, "weight_bytes": manifest.total_bytes}
     required = generation_bytes(config, batch, prompt_len, gen_tokens, **stored, platform=devices[0].platform)
     run_guarded(lambda: check_fits_locally(required, f"generating {gen_tokens} tokens with {config.name}", devices))
 
-    network = Transformer(config, key=jax.random.key(seed)) if manifest is None else _restored(directory, manifest)
+    # Each process creates or reads only the shards its own devices hold.
+    network = _initialised(config, seed, placement) if manifest is None else _restored(directory, manifest, placement)
     result = run_guarded(lambda: run(network, jnp.asarray(tokens), jax.random.key(seed), max_new_tokens=gen_tokens, sampling=sampling))
-    generated = [int(t) for t in result.tokens[0, : int(result.lengths[0])]]
+    generated = [int(t) for t in gathered(result.tokens)[0, : int(gathered(result.lengths)[0])]]
     text = decode(generated)
     if output_format == "json":
         click.echo(json.dumps({"model": config.name, "layout": layout_name, "prompt": prompt, "text": text, "tokens": generated}))
@@ -132,13 +135,29 @@ def _manifest(directory: pathlib.Path, model: str | None):
     return manifest
 
 
-def _restored(directory: pathlib.Path, manifest):
+def _restored(directory: pathlib.Path, manifest, placement):
+    """The checkpoint's model, each process reading its devices' slices (`placement`: the layout
+    and mesh; None: one device)."""
     from checkpoints import CheckpointError, manifest_model, restore
+    from layouts.sharding import param_shardings
 
+    target = manifest_model(manifest)
+    shardings = None if placement is None else param_shardings(target, *placement)
     try:
-        return restore(directory, manifest_model(manifest))
+        return restore(directory, target, shardings)
     except CheckpointError as error:
         raise usage_error(error) from None
+
+
+def _initialised(config, seed: int, placement):
+    """A random model from `seed`, created in its shards (`placement`) or on one device."""
+    import jax
+
+    from layouts.sharding import init_sharded_model
+    from zoo import Transformer
+
+    key = jax.random.key(seed)
+    return Transformer(config, key=key) if placement is None else init_sharded_model(config, *placement, key)
 
 
 def _chip_count(chips: int | None, mesh: str | None, *, splitting: bool) -> int:
@@ -163,7 +182,8 @@ def _chip_count(chips: int | None, mesh: str | None, *, splitting: bool) -> int:
 
 
 def _sharded(config, batch: int, chips: int, layout, prefill_layout, decode_layout, attentions: tuple[str | None, str | None], mesh):
-    """(layout name, generate function, devices) for generation split over `chips` local devices."""
+    """(layout name, generate function, devices, (prefill partitioning, mesh)) for generation split
+    over `chips` devices (every process's, when there are several)."""
     import jax
 
     from layouts import choose_mesh_shape, get_partitioning, make_mesh, parse_mesh, sharded_generate, weight_placements
@@ -186,4 +206,4 @@ def _sharded(config, batch: int, chips: int, layout, prefill_layout, decode_layo
         run_guarded(lambda: weight_placements(abstract, partitioning, dict(device_mesh.shape)))
     name = prefill_partitioning.name if prefill_partitioning.name == decode_partitioning.name else f"{prefill_partitioning.name} -> {decode_partitioning.name}"
     run = functools.partial(sharded_generate, prefill_partitioning=prefill_partitioning, decode_partitioning=decode_partitioning, mesh=device_mesh)
-    return name, run, devices
+    return name, run, devices, (prefill_partitioning, device_mesh)

@@ -10,6 +10,7 @@ from rich.table import Table
 from cli.tables import Column, fitted_table, table_console
 
 from layouts.bench.result_row import COMMUNICATION_KEYS, ENV_KEYS, MEMORY_KEYS, ROW_KEYS, ResultRow
+from layouts.compiled.host_view import HostView
 
 SOURCE_ORDER = ("estimate", "compile", "run")
 
@@ -136,4 +137,18 @@ def print_rows(rows: list[ResultRow], output_format: str, title: str = "results"
     if output_format == "json":
         print(jsonl_text(rows), end="", flush=True)
         return
-    table_console().print(side_by_side(rows, title))
+    console = table_console()
+    console.print(side_by_side(rows, title))
+    for line in host_lines(rows):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
+def host_lines(rows: list[ResultRow]) -> list[str]:
+    """One line per compiled target and mesh on a slice of several hosts: what each host holds
+    and which mesh axes span hosts (`layouts.compiled.host_view`); nothing for one host."""
+    lines = {}
+    for row in rows:
+        view = (row.details or {}).get("per_host")
+        if view and not view["single_host"]:
+            lines.setdefault((row.target, row.mesh, row.layout, row.attention, row.phase), HostView.from_dict(view).describe())
+    return [f"per host, {target} {mesh} {layout}/{attention} {phase}: {text}" for (target, mesh, layout, attention, phase), text in lines.items()]

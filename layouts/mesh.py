@@ -89,6 +89,19 @@ def _nearest_shape(chips: int, axes: tuple[str, ...], target: float | None, batc
     return min(shapes, key=score)
 
 
+def _check_spans_processes(shape: MeshShape, devices: list) -> None:
+    """With several processes (`layouts.processes`), every one runs every step and feeds its own
+    devices, so a mesh over the runtime's devices must take all of them."""
+    if jax.process_count() == 1 or devices[0] not in jax.devices():  # one process, or a TPU topology's abstract chips
+        return
+    total = jax.device_count()
+    if len(devices) != total:
+        raise MeshError(
+            f"mesh {format_mesh(shape)} has {len(devices)} devices, but with {jax.process_count()} processes a mesh spans all "
+            f"{total} devices ({jax.local_device_count()} per process); pass --chips {total} or a mesh of {total}"
+        )
+
+
 def make_mesh(shape: MeshShape, devices=None) -> Mesh:
     """A mesh with axes (x, y, z) over `devices` (default: the local devices). On TPUs the device
     order follows the physical torus so that mesh axes are rings of neighbours."""
@@ -98,6 +111,7 @@ def make_mesh(shape: MeshShape, devices=None) -> Mesh:
         hint = f"; on a CPU, run with XLA_FLAGS=--xla_force_host_platform_device_count={count} to split it into {count} devices" if devices[0].platform == "cpu" else ""
         raise MeshError(f"mesh {format_mesh(shape)} needs {count} devices; {len(devices)} available ({devices[0].platform}){hint}")
     devices = devices[:count]
+    _check_spans_processes(shape, devices)
     if devices[0].platform == "tpu":
         from jax.experimental import mesh_utils
 

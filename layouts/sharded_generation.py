@@ -5,12 +5,12 @@ prefill sharding."""
 from functools import partial
 
 import jax
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from layouts.fit import fit, mesh_shape
 from layouts.layout import Partitioning
 from layouts.partitioners import DEFAULT_PARTITIONER, placement_hook
-from layouts.sharding import cache_shardings, param_shardings
+from layouts.sharding import cache_shardings, param_shardings, placed
 from layouts.steps import check_chunkable
 from zoo.generation import Generated, generate
 from zoo.inference import check_prefill_chunk
@@ -45,10 +45,17 @@ def sharded_generate(
     max_len = length + max_new_tokens
     cache_sharding = cache_shardings(abstract_cache(model.config, batch, max_len), prefill_partitioning, mesh)
     cache = jax.jit(partial(init_cache, model.config, batch, max_len), out_shardings=cache_sharding)()
-    model = jax.device_put(model, param_shardings(model, prefill_partitioning, mesh))
+    model = placed(model, param_shardings(model, prefill_partitioning, mesh))
+    # The prompt and the key every process holds whole: one global copy, replicated over the mesh.
+    replicated = NamedSharding(mesh, PartitionSpec())
+    prompt, key_data = placed((prompt, jax.random.key_data(key)), (replicated, replicated))
+
+    def generate_from_key_data(model, prompt, key_data, cache, **options):
+        return generate(model, prompt, jax.random.wrap_key_data(key_data), cache=cache, **options)
+
     run = jax.jit(
         partial(
-            generate,
+            generate_from_key_data,
             max_new_tokens=max_new_tokens,
             sampling=sampling,
             stop_token=stop_token,
@@ -58,4 +65,4 @@ def sharded_generate(
         ),
         donate_argnames=("cache",),
     )
-    return run(model, prompt, key, cache=cache)
+    return run(model, prompt, key_data, cache=cache)

@@ -4,9 +4,11 @@ constraint hook, and initialisation or placement straight into sharded arrays.""
 import dataclasses
 
 import jax
+import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from layouts.layout import Partitioning
+from layouts.processes import global_array
 from layouts.resolver import resolve
 from zoo.config import ModelConfig
 from zoo.constraints import Constrain
@@ -123,4 +125,20 @@ def init_sharded_model(config: ModelConfig, partitioning: Partitioning, mesh: Me
 
 def shard_model(model: Transformer, partitioning: Partitioning, mesh: Mesh) -> Transformer:
     """An existing model moved to the partitioning's shardings."""
-    return jax.device_put(model, param_shardings(model, partitioning, mesh))
+    return placed(model, param_shardings(model, partitioning, mesh))
+
+
+def placed(tree, shardings):
+    """`tree`'s arrays in `shardings`. Within one process, a device_put (a no-op where an array is
+    already so placed). Across processes, an array already global is resharded by a jitted
+    identity, and one this process holds whole (the same value in every process: a prompt, a model
+    every process built from the same seed) is placed slice by slice (`processes.global_array`)."""
+    if all(sharding.is_fully_addressable for sharding in jax.tree.leaves(shardings)):
+        return jax.device_put(tree, shardings)
+
+    def place(leaf, sharding):
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return leaf if leaf.sharding == sharding else jax.jit(lambda x: x, out_shardings=sharding)(leaf)
+        return global_array(np.asarray(leaf), sharding)
+
+    return jax.tree.map(place, tree, shardings)

@@ -15,7 +15,7 @@ import os
 import sys
 
 
-def _has_tpu_devices() -> bool:
+def has_tpu_devices() -> bool:
     # TPU v2-v4 VMs expose /dev/accel*, v5 and later /dev/vfio/*.
     return bool(glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"))
 
@@ -25,7 +25,7 @@ def _has_cuda_plugin() -> bool:
 
 
 def quiet_platforms() -> None:
-    if "JAX_PLATFORMS" in os.environ or _has_tpu_devices():
+    if "JAX_PLATFORMS" in os.environ or has_tpu_devices():
         return
     platforms = "cuda,cpu" if _has_cuda_plugin() else "cpu"
     os.environ["JAX_PLATFORMS"] = platforms

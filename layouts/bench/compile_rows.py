@@ -15,6 +15,9 @@ Per chip, a compile row reports:
   the formulas leave out (the embedding lookup, norm statistics), and
   `details["comm_buffer_bytes_per_chip"]` the raw buffer sizes.
 - the compiler's cost analysis, labelled as such in `details["compiler_cost"]`.
+- the per-host view (`layouts.compiled.host_view`) in `details["per_host"]`: how many hosts the
+  slice has, which mesh axes span hosts, and each host's share of the weights, tokens and cache
+  (with `single_host` true where one host drives every chip, so it is the single-process view).
 
 A prefill row's context_len is input_len: the prompt fills the cache, so the KV bytes are the
 prompt's. A program that does not fit the chip's HBM (TPU compiles fail with RESOURCE_EXHAUSTED
@@ -32,6 +35,7 @@ from layouts.bench.cell import Cell
 from layouts.bench.result_row import COMMUNICATION_KEYS, ResultRow
 from layouts.compiled.aot import CompiledPhase, compile_phase
 from layouts.compiled.hlo_analysis import row_buffer_bytes, row_bytes, summarize
+from layouts.compiled.host_view import host_view
 from layouts.compiled.targets import get_target
 from layouts.cost.terms import check_phase
 from zoo.errors import ZooError
@@ -52,6 +56,7 @@ def compile_cell(cell: Cell) -> list[ResultRow]:
         row.compile_time_s = compiled.seconds  # where it was compiled, also when the cache served it
         row = _failed(row, compiled) if compiled.failure is not None else _fill(row, compiled)
         row = _cache_note(row, compiled)
+        row.details["per_host"] = host_view(compiled.mesh, compiled.arguments).as_dict()
         rows.append(row.does_not_fit() if row.status == "ok" and row.fits is False else row)
     return rows
 

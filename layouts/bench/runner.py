@@ -7,6 +7,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable
 
+import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -17,6 +18,7 @@ from layouts.bench.cell import Cell, error_rows
 from layouts.bench.compile_rows import compile_cell
 from layouts.bench.estimate_rows import estimate_cell
 from layouts.bench.matrix import Matrix
+from layouts import processes
 from layouts.bench.result_row import ResultRow
 from layouts.bench.run_rows import run_cell
 from zoo.errors import ZooError
@@ -36,6 +38,8 @@ def rows_for(cell: Cell, source: str) -> list[ResultRow]:
         except ZooError as error:
             rows += error_rows(single, source, str(error))  # type: ignore[arg-type]
         except Exception as error:  # a bug in one cell must not lose the rest of the matrix
+            if processes.count() > 1:
+                raise  # the processes may no longer run the same steps: each would wait on the others
             traceback.print_exc(file=sys.stderr)
             rows += error_rows(single, source, f"{type(error).__name__}: {error}")  # type: ignore[arg-type]
     return rows
@@ -51,26 +55,31 @@ def work_items(matrices: list[Matrix]) -> list[tuple[Cell, str]]:
     return list(items.values())
 
 
-def run_matrix(items: list[tuple[Cell, str]], cache: CellCache, *, show_progress: bool = True, fresh: bool = False) -> tuple[list[ResultRow], Counter]:
+def run_matrix(items: list[tuple[Cell, str]], cache: CellCache | None, *, show_progress: bool = True, fresh: bool = False) -> tuple[list[ResultRow], Counter]:
     """Rows of every item, computing only those the cache does not hold for this code and these
     versions (all with `fresh`). Returns the rows and how many items each lookup outcome had.
-    An unreadable entry is reported on one line and recomputed; the matrix goes on."""
+    An unreadable entry is reported on one line and recomputed; the matrix goes on.
+
+    With several processes (`layouts.processes`) every process must run the same cells, since
+    each run step spans them all: the leader's cache decides, and the others (`cache` None) run
+    what it computes and return no rows."""
+    lookups = [(Lookup.MISSING, None) if fresh or cache is None else cache.load(cell, source) for cell, source in items]
+    computed = processes.leaders_choice(np.asarray([outcome is not Lookup.HIT for outcome, _ in lookups]))
     rows: list[ResultRow] = []
     outcomes: Counter = Counter()
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
         task = progress.add_task("bench", total=len(items))
-        for cell, source in items:
+        for (cell, source), (outcome, found), compute in zip(items, lookups, computed):
             progress.update(task, description=f"{source:8s} {cell.model} {cell.prefill_layout}/{cell.decode_layout} {cell.chips} chips b{cell.batch}")
-            outcome, found = (Lookup.MISSING, None) if fresh else cache.load(cell, source)
             if outcome is Lookup.UNREADABLE:
                 console.print(escape(f"zoo bench: cached cell {found}; recomputing it"), soft_wrap=True)
-            if outcome is Lookup.HIT:
-                rows.extend(found)
-            else:
+            if compute:
                 found = rows_for(cell, source)
-                cache.store(cell, source, found)
+                if cache is not None:
+                    cache.store(cell, source, found)
+            if cache is not None:
                 rows.extend(found)
             outcomes[outcome] += 1
             progress.advance(task)

@@ -265,6 +265,7 @@ def _compile_here(program, arguments, mesh: Mesh) -> CompiledPhase:
 
 
 def _runs_here(mesh: Mesh) -> bool:
-    """Whether this process can run a program on the mesh's devices (not a topology's)."""
-    local = set(jax.local_devices())
-    return all(device in local for device in mesh.devices.flat)
+    """Whether the runtime can run a program on the mesh's devices: they are its devices (this
+    process's, or with several processes every process's), not a TPU topology's abstract chips."""
+    runtime = set(jax.devices())
+    return all(device in runtime for device in mesh.devices.flat)

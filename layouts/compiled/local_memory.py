@@ -52,9 +52,15 @@ def _gib(value: int) -> str:
 
 
 def check_fits_locally(required_bytes: int, what: str, devices=None) -> None:
-    """Raises LocalMemoryError (one line) when `what` needs more than the devices have free."""
-    free = local_free_bytes(devices)
+    """Raises LocalMemoryError (one line) when `what` needs more than the devices have free. With
+    several processes, `required_bytes` is spread evenly over `devices` and this process checks
+    the share its own devices hold."""
+    devices = list(jax.devices() if devices is None else devices)
+    own = [device for device in devices if device.process_index == jax.process_index()]
+    if len(own) < len(devices):
+        required_bytes = required_bytes * len(own) // len(devices)
+        what = f"{what} ({len(own)} of them in this process)"
+    free = local_free_bytes(own)
     if free is not None and required_bytes > free:
-        devices = list(jax.devices() if devices is None else devices)
-        where = "this machine's available memory" if devices[0].platform == "cpu" else f"the free memory of {len(devices)} {devices[0].platform} device(s)"
+        where = "this machine's available memory" if own[0].platform == "cpu" else f"the free memory of {len(own)} {own[0].platform} device(s)"
         raise LocalMemoryError(f"{what} needs about {_gib(required_bytes)} but {where} is {_gib(free)}; choose a smaller model or workload")
