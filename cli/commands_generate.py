@@ -102,7 +102,7 @@ def generate(
     layout_given = any(option is not None for option in split_options)
     chip_count = _chip_count(chips, mesh, splitting=layout_given)
     placement = None  # where the weights go: one device, or the prefill layout's shards
-    if chip_count == 1 and not layout_given:
+    if chip_count == 1 and not layout_given and jax.process_count() == 1:
         layout_name, run, devices = None, generate_jit, jax.devices()[:1]
     else:
         layout_name, run, devices, placement = _sharded(config, batch, chip_count, layout, prefill_layout, decode_layout, attentions, mesh)
@@ -178,6 +178,8 @@ def _chip_count(chips: int | None, mesh: str | None, *, splitting: bool) -> int:
         return x * y * z
     if chips is not None:
         return chips
+    if jax.process_count() > 1:
+        return len(available)  # with several processes, every process's devices (`layouts.mesh`)
     return local_chip_count() if splitting else 1
 
 

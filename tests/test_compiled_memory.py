@@ -54,7 +54,7 @@ def test_the_output_head_never_gathers_the_table(layout):
 _DECODE = [(layout, batch) for layout in FFN_LAYOUTS if layout != "wg-xyz" for batch in (64, 512)]
 
 
-@pytest.mark.parametrize("layout,batch", slow_but(_DECODE, [case for case in _DECODE if case != ("wg-xy", 512)]))
+@pytest.mark.parametrize("layout,batch", slow_but(_DECODE, [case for case in _DECODE if case[0] != "wg-xy"]))
 def test_decode_memory_is_estimated_within_5_percent(layout, batch):
     compiled, estimated = _decode(layout, batch)
     assert compiled.memory_per_chip_bytes["total"] == pytest.approx(estimated.memory_per_chip_bytes["total"], rel=0.05)
@@ -76,7 +76,8 @@ def _prefill(layout: str, batch: int, chunk: int | None, model: str = "palm-8b",
     return compiled, estimated
 
 
-@pytest.mark.parametrize("layout", slow_but(["1d-ws", "2d-ws", "wg-x", "wg-xyz"], ["1d-ws", "wg-xyz"]))  # wg-xy: the slow 540B test
+# wg-xy: the slow 540B test; the default run keeps 1d-ws (the multi-process tests took wg-xyz's time)
+@pytest.mark.parametrize("layout", slow_but(["1d-ws", "2d-ws", "wg-x", "wg-xyz"], ["1d-ws"]))
 def test_chunked_prefill_holds_one_chunks_working_set(layout):
     whole, _ = _prefill(layout, 64, 2048)
     chunked, estimated = _prefill(layout, 64, 128)

@@ -6,7 +6,7 @@ that holds the repository's `examples/` and `.venv/`, with the virtual environme
 and none of the test suite's forced devices: a command that needs 8 devices must say so itself. A
 command whose shown output is an error line must exit with 2 and print exactly that line; every
 other one must exit with 0. Commands that compile full-size models or run matrices are slow and
-run with `pytest -m slow`; the rest run in the default suite.
+run with `pytest -m slow`, as do `zoo launch` runs (tests/test_processes.py covers the launcher in the default suite); the rest run in the default suite.
 """
 
 import dataclasses
@@ -30,7 +30,7 @@ NOT_RUN = {
     ".venv/bin/python -m pytest": "the test suite itself",
     "python -m checkpoints.shipped.train_small_model": "retrains the shipped model (16-29 minutes) over checkpoints/palm-4m",
 }
-_SLOW = re.compile(r"zoo (compile|bench)\b|^\.venv/bin/zoo bench|checkpoints\.evaluate")
+_SLOW = re.compile(r"zoo (compile|bench|launch)\b|^\.venv/bin/zoo bench|checkpoints\.evaluate")
 
 
 @dataclasses.dataclass(frozen=True)
