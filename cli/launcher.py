@@ -4,7 +4,7 @@ multi-process paths are tested without a cluster (`zoo launch`).
 Each process gets the distributed settings (`layouts.processes`: coordinator on loopback, the
 process count, its id) and its share of forced CPU devices in its environment; its output lines
 are streamed with a `[i]` prefix. When one process fails, the launcher says which, in one line,
-stops the others (SIGTERM, then SIGKILL after a grace period) and exits with the failed process's
+stops the others (SIGINT, then SIGKILL after a grace period) and exits with the failed process's
 status; their later output, the runtime's own reports of the lost peer, is not streamed.
 """
 
@@ -108,7 +108,7 @@ class _Streams:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def launch(arguments: list[str], *, processes: int, devices_per_process: int, grace_s: float = 5.0, heartbeat_s: int | None = None, stdout=None, stderr=None) -> Outcome:
+def launch(arguments: list[str], *, processes: int, devices_per_process: int, grace_s: float = 3.0, heartbeat_s: int | None = None, stdout=None, stderr=None) -> Outcome:
     """Runs `arguments` as `processes` processes of `devices_per_process` CPU devices each, joined
     over loopback; returns once all have finished or, after the first failure, been stopped."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
@@ -149,9 +149,12 @@ def _supervise(children: list[subprocess.Popen], streams: _Streams, grace_s: flo
 
 
 def _stop(children: list[subprocess.Popen], grace_s: float) -> None:
+    # SIGINT, not SIGTERM: JAX's distributed runtime takes SIGTERM as a preemption notice and lets
+    # the process run on, while SIGINT raises KeyboardInterrupt, so cleanup code (a checkpoint's
+    # staging directory) runs before the process exits.
     for child in children:
         if child.poll() is None:
-            child.terminate()
+            child.send_signal(signal.SIGINT)
     deadline = time.monotonic() + grace_s
     for child in children:
         try:

@@ -50,8 +50,10 @@ def sharded_generate(
     replicated = NamedSharding(mesh, PartitionSpec())
     prompt, key_data = placed((prompt, jax.random.key_data(key)), (replicated, replicated))
 
+    impl = jax.random.key_impl(key)
+
     def generate_from_key_data(model, prompt, key_data, cache, **options):
-        return generate(model, prompt, jax.random.wrap_key_data(key_data), cache=cache, **options)
+        return generate(model, prompt, jax.random.wrap_key_data(key_data, impl=impl), cache=cache, **options)
 
     run = jax.jit(
         partial(

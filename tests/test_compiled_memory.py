@@ -54,7 +54,8 @@ def test_the_output_head_never_gathers_the_table(layout):
 _DECODE = [(layout, batch) for layout in FFN_LAYOUTS if layout != "wg-xyz" for batch in (64, 512)]
 
 
-@pytest.mark.parametrize("layout,batch", slow_but(_DECODE, [case for case in _DECODE if case[0] != "wg-xy"]))
+# The default run keeps batch 64 of each layout (wg-xy's are the slow ones); the slow run adds 512.
+@pytest.mark.parametrize("layout,batch", slow_but(_DECODE, [case for case in _DECODE if case[0] != "wg-xy" and case[1] == 64]))
 def test_decode_memory_is_estimated_within_5_percent(layout, batch):
     compiled, estimated = _decode(layout, batch)
     assert compiled.memory_per_chip_bytes["total"] == pytest.approx(estimated.memory_per_chip_bytes["total"], rel=0.05)
@@ -134,7 +135,7 @@ _OVER_ESTIMATED = {("wg-xy", 512), ("wg-xyz", 512), ("wg-xyz", 1)}
 _PREFILL = [(layout, batch) for layout in ("1d-ws", "2d-ws", "wg-x", "wg-xyz") for batch in (1, 512)]  # wg-xy: the slow 540B test
 
 
-@pytest.mark.parametrize("layout,batch", slow_but(_PREFILL, [("wg-xyz", 512), ("2d-ws", 512), ("wg-x", 1)]))
+@pytest.mark.parametrize("layout,batch", slow_but(_PREFILL, [("wg-xyz", 512), ("wg-x", 1)]))
 def test_prefill_is_estimated_within_5_percent_or_over(layout, batch):
     # Batch 512 in the chunk chosen (wg-xyz's is Table 2's high-throughput prefill cell); batch 1
     # whole, attention over heads, a weight-gathered layout's batch split over no axes.

@@ -31,7 +31,8 @@ WORKER = [sys.executable, str(ROOT / "tests" / "processes_worker.py")]
 sys.path.insert(0, str(ROOT / "tests"))
 import processes_worker  # noqa: E402  (its constants: the prompts, the layouts; importing it starts no runtime here)
 
-# A dead follower is noticed by the launcher at its next poll; the survivors get SIGTERM at once.
+# A dead process is noticed by the launcher at its next poll (50 ms); the others get SIGINT at once and
+# SIGKILL after the grace period (a process blocked in a collective cannot take SIGINT).
 STOP_WITHIN_S = 10.0
 
 
@@ -186,3 +187,39 @@ def test_zoo_generate_across_two_processes_prints_what_one_process_does(tmp_path
     environment = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
     one = subprocess.run([sys.executable, "-m", "cli", *command[1:]], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=300)
     assert json.loads(lines[0][4:]) == json.loads(one.stdout)
+
+
+def test_launching_nothing_runnable_is_a_one_line_error():
+    done = subprocess.run([sys.executable, "-m", "cli", "launch", "--", "no-such-program-here"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["zoo launch: error: no program 'no-such-program-here' to launch: give `zoo ...` or a command on PATH (or its path)"]
+
+
+@pytest.mark.slow
+def test_without_the_launcher_the_runtime_stops_a_survivor_within_the_heartbeat(tmp_path):
+    """Two processes started by hand, as on two hosts; the follower is killed from outside."""
+    from cli.launcher import free_port
+
+    port = free_port()
+    base = dict(os.environ)
+    children = [
+        subprocess.Popen(
+            [*WORKER, "steps-and-die", "1000000"],
+            env=process_environment(base, port=port, processes=2, process_id=index, devices=4, heartbeat_s=5),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        for index in range(2)
+    ]  # fmt: skip
+    try:
+        time.sleep(15)  # both joined and stepping
+        assert all(child.poll() is None for child in children)
+        children[1].kill()
+        killed = time.time()
+        children[0].wait(timeout=60)
+        print(f"the survivor stopped {time.time() - killed:.1f} s after the kill, status {children[0].returncode}")
+        assert children[0].returncode != 0
+        assert time.time() - killed < 5 + 10  # the heartbeat timeout, and time to notice
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()

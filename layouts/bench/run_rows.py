@@ -38,7 +38,7 @@ def run_cell(cell: Cell, *, repeats: int = 5, warmup: int = 1, seed: int = 0) ->
     rows = []
     for phase in cell.phases:
         row = resolved.row(phase, "run", target=f"local:{devices[0].platform}", hbm_bytes=chip.hbm_bytes if chip else None)
-        row.details = {"device_kind": devices[0].device_kind, "repeats": repeats, "warmup": warmup}
+        row.details = {"device_kind": devices[0].device_kind, "repeats": repeats, "warmup": warmup, "processes": jax.process_count()}
         compiled = compile_phase(resolved.partitionings[phase], resolved.mesh_shapes[phase], resolved.workload(phase), phase, devices, cell.partitioner, cell.collective_matmul)
         row.compile_time_s = compiled.seconds
         row.details["compile_cache"] = compiled.cache
