@@ -22,7 +22,8 @@ from layouts.processes import COORDINATOR_VARIABLE, HEARTBEAT_VARIABLE, NUM_PROC
 
 # gloo reports every connection it makes, from several threads at once, so a report can be cut into
 # pieces on lines of their own or run together with another: each piece is removed wherever it is,
-# and a line of only a number right after a piece is the cut-off end of a report ("... is : ", "3").
+# and a line of only a number (or nothing) right after a piece is the cut-off end of a report
+# ("... is : ", "3").
 _NOISE = re.compile(r"\[Gloo\] Rank ?|\d* ?is connected to \d+ peer ranks\.? ?|Expected number of connected peer ranks is : ?\d*")
 _POLL_S = 0.05
 
@@ -87,7 +88,7 @@ class _Streams:
             for raw in iter(stream.readline, b""):
                 line = raw.decode("utf-8", errors="replace").rstrip("\n")
                 cleaned = _NOISE.sub("", line)
-                noise = cleaned != line and not cleaned.strip() or after_piece and line.strip().isdigit()
+                noise = cleaned != line and not cleaned.strip() or after_piece and (line.strip().isdigit() or not line.strip())
                 after_piece = cleaned != line or noise
                 if self.quiet.is_set() or noise:
                     continue

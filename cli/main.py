@@ -26,10 +26,11 @@ from cli.options import run_guarded
 from layouts import processes
 from zoo.errors import ZooError
 
-# The commands that use devices, and so join the other processes when there are several (on a TPU
-# VM of a multi-host slice, automatically); the rest (model and layout lists, estimates) need not
-# wait for every host, and `launch` starts the processes itself.
-DEVICE_COMMANDS = frozenset({"run", "compile", "bench", "generate", "checkpoint"})
+# The commands that run on devices, and so join the other processes when there are several (on a
+# TPU VM of a multi-host slice, automatically); the rest need not wait for every host: model and
+# layout lists, estimates, and `zoo compile`, whose TPU targets are topologies compiled for from
+# any one host (`launch` starts the processes itself).
+DEVICE_COMMANDS = frozenset({"run", "bench", "generate", "checkpoint"})
 
 
 class OneLineErrors(click.Group):

@@ -223,3 +223,32 @@ def test_without_the_launcher_the_runtime_stops_a_survivor_within_the_heartbeat(
         for child in children:
             child.kill()
             child.wait()
+
+
+@pytest.mark.slow
+def test_zoo_bench_across_two_processes_resumes_from_the_leaders_cache(tmp_path):
+    """Process 0 alone writes the folder; its cache decides what both processes run."""
+    out = tmp_path / "bench"
+    flags = ["--model", "palm-4m", "--source", "compile,run", "--target", "local", "--chips", "8", "--batch", "8", "--input-len", "32",
+             "--gen-tokens", "4", "--out", out, "--no-plots", "--format", "json"]  # fmt: skip
+    first, out_text, err, _, _ = _launch(["zoo", "bench", "--layout", "2d-ws", *flags], tmp_path)
+    assert first.status == 0, err
+    rows = [json.loads(line[4:]) for line in out_text.splitlines() if line.startswith("[0] {")]
+    assert {row["source"] for row in rows} == {"compile", "run"} and all(row["status"] == "ok" for row in rows), rows
+    # Compiled for the devices of both processes: the per-host view sees two hosts.
+    assert {row["details"]["per_host"]["hosts"] for row in rows if row["source"] == "compile"} == {2}
+    assert not any(line.startswith("[1] {") for line in out_text.splitlines())
+    second, out_text, err, _, _ = _launch(["zoo", "bench", "--layout", "2d-ws,1d-ws", *flags], tmp_path)
+    assert second.status == 0, err
+    # Four prefill/decode layout pairs × two sources; the first run's 2d-ws/2d-ws pair is reused.
+    assert "zoo bench: computed 6, reused 2 from" in err
+    printed = [line for line in out_text.splitlines() if line.startswith("[0] {")]
+    assert len((out / "rows.jsonl").read_text().splitlines()) == len(printed) == 16
+
+
+@pytest.mark.slow
+def test_zoo_checkpoint_save_across_two_processes_keeps_every_checksum(tmp_path):
+    outcome, _, err, _, _ = _launch(["zoo", "checkpoint", "save", SHIPPED_CHECKPOINT, tmp_path / "split", "--layout", "2d-ws", "--mesh", "2x2x2"], tmp_path)
+    assert outcome.status == 0, err
+    saved, original = read_manifest(tmp_path / "split"), read_manifest(SHIPPED_CHECKPOINT)
+    assert {name: record.checksum for name, record in saved.arrays.items()} == {name: record.checksum for name, record in original.arrays.items()}

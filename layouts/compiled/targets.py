@@ -101,7 +101,7 @@ class Target:
         the host CPU (its memory is the machine's)."""
         if self.family is not None:
             return get_chip(self.family.name).per_device().program_hbm_bytes
-        device = jax.devices()[0]
+        device = jax.local_devices()[0]  # one this process can ask (with several, the others' are not)
         stats = device.memory_stats() if hasattr(device, "memory_stats") else None
         return int(stats["bytes_limit"]) if stats and "bytes_limit" in stats else None
 
