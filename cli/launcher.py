@@ -91,11 +91,9 @@ class _Streams:
                 noise = cleaned != line and not cleaned.strip() or after_piece and (line.strip().isdigit() or not line.strip())
                 after_piece = cleaned != line or noise
                 if self.quiet.is_set() or noise:
-                    continue
-                if cleaned != line:
-                    line = cleaned
+                    continue  # still read, so a process never blocks on a full pipe
                 with self.lock:
-                    target.write(f"{prefix}{line}\n")
+                    target.write(f"{prefix}{cleaned}\n")
                     target.flush()
             stream.close()
 
