@@ -145,16 +145,18 @@ def start(settings: ProcessSettings | None) -> bool:
 
 
 def count() -> int:
+    """How many processes run this program: 1 unless the runtime was started (asked without
+    bringing up a backend, so a command that uses no device pays nothing for it)."""
     import jax
 
-    return jax.process_count()
+    return jax.process_count() if jax.distributed.is_initialized() else 1
 
 
 def is_leader() -> bool:
     """True in the process that prints and writes results: process 0 (the only one, usually)."""
     import jax
 
-    return jax.process_index() == 0
+    return count() == 1 or jax.process_index() == 0
 
 
 def global_array(host_value, sharding):
@@ -181,9 +183,7 @@ def gathered(array) -> np.ndarray:
 def leaders_choice(values) -> np.ndarray:
     """The leader's `values` (a small numpy array of the same shape everywhere) in every process:
     how processes that may see different files (a cache on each host's disk) agree on what to run."""
-    import jax
-
-    if jax.process_count() == 1:
+    if count() == 1:
         return np.asarray(values)
     from jax.experimental import multihost_utils
 
@@ -200,7 +200,7 @@ def lost_peer(error: BaseException) -> str | None:
     another process died (the usual cause); None for any other error, or with one process."""
     import jax
 
-    if not jax.distributed.is_initialized() or jax.process_count() == 1 or not isinstance(error, jax.errors.JaxRuntimeError):
+    if count() == 1 or not isinstance(error, jax.errors.JaxRuntimeError):
         return None
     text = str(error).strip()
     first_line = text.splitlines()[0] if text else type(error).__name__
@@ -208,13 +208,3 @@ def lost_peer(error: BaseException) -> str | None:
     if any(sign in text for sign in _PEER_GONE):
         return f"{where} lost its peers mid-step (another process died or was killed; see its output): {first_line}"
     return f"{where} failed mid-step: {first_line}"
-
-
-def barrier(name: str) -> None:
-    """Waits until every process reaches the barrier `name` (nothing with one process)."""
-    import jax
-
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)
