@@ -84,6 +84,7 @@ def generate(
     from layouts.compiled.local_memory import check_fits_locally
     from layouts.processes import gathered
     from zoo import Sampling, generate_jit, get_preset
+    from zoo.execution import execution_for
     from zoo.generation import check_token_budget, generation_bytes
     from zoo.tokenizer import decode, encode_batch
 
@@ -108,11 +109,13 @@ def generate(
         layout_name, run, devices, placement = _sharded(config, batch, chip_count, layout, prefill_layout, decode_layout, attentions, mesh)
         run = functools.partial(run, **program, prefill_chunk=prefill_chunk)
     stored = {} if manifest is None else {"weights": manifest.weights, "weight_bytes": manifest.total_bytes}
-    required = generation_bytes(config, batch, prompt_len, gen_tokens, **stored, platform=devices[0].platform)
+    # The model runs as the devices' backend runs it fastest (`zoo.execution`).
+    execution = execution_for(devices[0].platform, "int8" if stored.get("weights") == "int8" else "bf16", len(devices))
+    required = generation_bytes(config, batch, prompt_len, gen_tokens, **stored, platform=devices[0].platform, execution=execution)
     run_guarded(lambda: check_fits_locally(required, f"generating {gen_tokens} tokens with {config.name}", devices))
 
     # Each process creates or reads only the shards its own devices hold.
-    network = _initialised(config, seed, placement) if manifest is None else _restored(directory, manifest, placement)
+    network = _initialised(config, seed, placement, execution) if manifest is None else _restored(directory, manifest, placement, execution)
     result = run_guarded(lambda: run(network, jnp.asarray(tokens), jax.random.key(seed), max_new_tokens=gen_tokens, sampling=sampling))
     generated = [int(t) for t in gathered(result.tokens)[0, : int(gathered(result.lengths)[0])]]
     text = decode(generated)
@@ -135,29 +138,32 @@ def _manifest(directory: pathlib.Path, model: str | None):
     return manifest
 
 
-def _restored(directory: pathlib.Path, manifest, placement):
+def _restored(directory: pathlib.Path, manifest, placement, execution):
     """The checkpoint's model, each process reading its devices' slices (`placement`: the layout
-    and mesh; None: one device)."""
+    and mesh; None: one device), then converted to the form `execution` runs it in."""
     from checkpoints import CheckpointError, manifest_model, restore
     from layouts.sharding import param_shardings
+    from zoo.execution import executed_jit
 
     target = manifest_model(manifest)
     shardings = None if placement is None else param_shardings(target, *placement)
     try:
-        return restore(directory, target, shardings)
+        return executed_jit(restore(directory, target, shardings), execution)
     except CheckpointError as error:
         raise usage_error(error) from None
 
 
-def _initialised(config, seed: int, placement):
-    """A random model from `seed`, created in its shards (`placement`) or on one device."""
+def _initialised(config, seed: int, placement, execution):
+    """A random model from `seed` in the form `execution` runs it, created in its shards
+    (`placement`) or on one device."""
     import jax
 
-    from layouts.sharding import init_sharded_model
-    from zoo import Transformer
+    from layouts.sharding import init_in_shards, param_shardings
+    from zoo.execution import executed_abstract
+    from zoo.quantization import abstract_model
 
-    key = jax.random.key(seed)
-    return Transformer(config, key=key) if placement is None else init_sharded_model(config, *placement, key)
+    shardings = None if placement is None else param_shardings(executed_abstract(abstract_model(config), execution), *placement)
+    return init_in_shards(config, shardings, jax.random.key(seed), "bf16", execution)
 
 
 def _chip_count(chips: int | None, mesh: str | None, *, splitting: bool) -> int:

@@ -12,6 +12,7 @@ from layouts.processes import global_array
 from layouts.resolver import resolve
 from zoo.config import ModelConfig
 from zoo.constraints import Constrain
+from zoo.execution import AS_DECLARED, Execution, executed
 from zoo.kv_cache import CACHE_NAMES, KVCache
 from zoo.logical_axes import Role
 from zoo.quantization import abstract_model, quantize
@@ -106,14 +107,15 @@ def make_constrain(partitioning: Partitioning, mesh: Mesh) -> Constrain:
     return CompilerPlacement(partitioning, mesh)
 
 
-def init_in_shards(config: ModelConfig, shardings, key, weights: str = "bf16") -> Transformer:
-    """A randomly initialised model (its matmul weights int8 if `weights` says so) created inside jit
-    straight into `shardings` (a tree like `abstract_model(config, weights)`; None: one device), so
-    no device ever holds the whole model."""
+def init_in_shards(config: ModelConfig, shardings, key, weights: str = "bf16", execution: Execution = AS_DECLARED) -> Transformer:
+    """A randomly initialised model (its matmul weights int8 if `weights` says so, in the form
+    `execution` runs it) created inside jit straight into `shardings` (a tree like
+    `executed_abstract(abstract_model(config, weights), execution)`; None: one device), so no
+    device ever holds the whole model."""
 
     def build(k):
         model = Transformer(config, key=k)
-        return quantize(model) if weights == "int8" else model
+        return executed(quantize(model) if weights == "int8" else model, execution)
 
     return jax.jit(build, out_shardings=shardings)(key)
 

@@ -56,6 +56,8 @@ def test_argument_bytes_are_the_analytical_weights_and_kv(layout, target, device
         assert row.memory_per_chip_bytes["total"] >= memory["arguments"] - memory["aliased"]
         assert row.compile_time_s > 0 and row.fits is (True if target != "local" else None)
         assert row.context_len == (INPUT_LEN if row.phase == "prefill" else CONTEXT)
+        # 8 forced CPU devices run the pod's program, as declared (zoo.execution).
+        assert row.details["execution"] == {"layers": "scanned", "matmul_products": "compute dtype", "attention_scores": "heads-major"}
 
 
 def test_decode_collectives_are_counted_per_layer():

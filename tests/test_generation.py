@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from zoo import PromptError, Sampling, Transformer, ZooError, generate_jit, get_preset, init_cache
+from zoo.execution import AS_DECLARED, executed_abstract, execution_for
 from zoo.generation import MAX_CACHE_LEN, TokenBudgetError, check_token_budget, generation_bytes
 from zoo.sampling import MAX_TEMPERATURE, SamplingError, sample
 from zoo.tokenizer import decode, encode, encode_batch
@@ -123,14 +124,16 @@ def test_token_budget_stops_at_int32_positions():
 ESTIMATE_TOLERANCE = 0.25
 
 
+@pytest.mark.parametrize("execution", [AS_DECLARED, execution_for("cpu")], ids=["as-declared", "as-the-cpu-runs-it"])
 @pytest.mark.parametrize("name,batch,prompt_len,new_tokens", [("palm-4m", 1, 9, 40), ("palm-4m", 1, 9, 100_000), ("palm-4m", 2, 1000, 100)])
-def test_generation_bytes_matches_what_xla_allocates_on_the_cpu(name, batch, prompt_len, new_tokens):
+def test_generation_bytes_matches_what_xla_allocates_on_the_cpu(name, batch, prompt_len, new_tokens, execution):
     from zoo import build_abstract, generate
 
     config = get_preset(name)
     prompt = jax.ShapeDtypeStruct((batch, prompt_len), jnp.int32)
-    compiled = jax.jit(partial(generate, max_new_tokens=new_tokens)).lower(build_abstract(config), prompt, jax.random.key(0)).compile()
+    model = executed_abstract(build_abstract(config), execution)
+    compiled = jax.jit(partial(generate, max_new_tokens=new_tokens)).lower(model, prompt, jax.random.key(0)).compile()
     memory = compiled.memory_analysis()
     allocated = memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
-    estimate = generation_bytes(config, batch, prompt_len, new_tokens, platform="cpu")
+    estimate = generation_bytes(config, batch, prompt_len, new_tokens, platform="cpu", execution=execution)
     assert abs(estimate - allocated) <= ESTIMATE_TOLERANCE * allocated, (estimate, allocated)

@@ -9,6 +9,7 @@ from jaxtyping import Array, Int
 from zoo.config import ModelConfig, dtype_bytes
 from zoo.constraints import Constrain, no_constraint
 from zoo.errors import ZooError
+from zoo.execution import AS_DECLARED, Execution
 from zoo.inference import check_prompt, decode_step, prefill
 from zoo.kv_cache import CACHE_NAMES, KVCache, allocated_len, init_cache
 from zoo.logical_axes import Role
@@ -18,11 +19,13 @@ from zoo.transformer import Transformer
 # Positions and the cache's fill level are int32 on device: a longer cache would wrap them around.
 MAX_CACHE_LEN = 2**31 - 1
 
-# XLA's CPU backend computes bf16 matmuls in float32 and hoists the weights' conversion out of the
-# layer scan and the decode loop, so a model stored in bf16 also holds float32 copies of its
-# weights there: XLA's memory analysis of the compiled `generate` puts its temporaries at 2.2
-# (palm-150m) to 2.5 (palm-4m, palm-8b) times the bf16 weights. int8 weights are dequantized
-# inside the loop, with no such copies.
+# XLA's CPU backend computes bf16 matmuls with bf16 products in float32 and hoists the weights'
+# conversion out of the layer scan and the decode loop, so a model stored in bf16 and run as
+# declared also holds float32 copies of its weights there: XLA's memory analysis of the compiled
+# `generate` puts its temporaries at 2.2 (palm-150m) to 2.5 (palm-4m, palm-8b) times the bf16
+# weights. int8 weights are dequantized inside the loop, with no such copies; nor do matmuls with
+# float32 products, as the CPU runs a model on one device (`zoo.execution`: 44 MB of temporaries
+# for palm-150m, against 673 MB).
 _CPU_FLOAT32_COPIES = 2.5
 
 
@@ -117,12 +120,14 @@ def generation_bytes(
     weights: str | None = None,
     weight_bytes: int | None = None,
     platform: str = "cpu",
+    execution: Execution = AS_DECLARED,
 ) -> int:
     """About the device memory `generate` needs, worked out before anything is allocated.
 
     The weights: `weight_bytes` as stored, by default the parameter count at the config's dtype;
     `weights` names their stored format ("bfloat16", "float32" or "int8"; default the config's
-    dtype), since on `platform` "cpu" bf16 weights add the float32 copies above. The KV cache, once:
+    dtype), since on `platform` "cpu" bf16 weights run as `execution` says may add the float32
+    copies above. The KV cache, once:
     the layer loop writes it in place (`zoo.kv_cache.LayerSlot`). The generated ids.
     Prefill's working memory: layers run one at a time under the scan, so one layer's activations,
     led by the float32 attention scores and their softmax [B, H, T, S], plus the [B, V] logits.
@@ -130,7 +135,7 @@ def generation_bytes(
     cache_len = prompt_len + max_new_tokens
     compute_weight_bytes = config.param_count * dtype_bytes(config.dtype)
     stored_weight_bytes = compute_weight_bytes if weight_bytes is None else weight_bytes
-    cpu_copies = platform == "cpu" and (config.dtype if weights is None else weights) == "bfloat16"
+    cpu_copies = platform == "cpu" and (config.dtype if weights is None else weights) == "bfloat16" and not execution.matmuls.float32_product
     copies = _CPU_FLOAT32_COPIES * compute_weight_bytes if cpu_copies else 0
     cache = config.kv_bytes_per_token(config.dtype) * batch * allocated_len(cache_len)
     ids = 4 * batch * max_new_tokens

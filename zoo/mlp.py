@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from zoo.config import ModelConfig
 from zoo.constraints import Constrain, Contracted, MatmulInput, Placed, placed
 from zoo.logical_axes import BATCH, EMBED, FUSED, HIDDEN_MLP, MATMUL_MLP, MLP, SEQ, Role
+from zoo.matmul_form import DECLARED, MatmulForm, project
 from zoo.weights import AbstractWeight, init_weight, use_bias, use_weight, used
 
 _HIDDEN_NAMES = (BATCH, SEQ, None, HIDDEN_MLP)  # [B, T, G, F] after the input projection
@@ -21,6 +22,7 @@ class FeedForward(eqx.Module):
     b_in: AbstractWeight | None  # [G, F]
     b_out: AbstractWeight | None  # [E]
     config: ModelConfig = eqx.field(static=True)
+    matmuls: MatmulForm = eqx.field(static=True)  # how a backend runs them (`zoo.execution`)
 
     def __init__(self, config: ModelConfig, *, key):
         E, F, dtype = config.d_model, config.d_ff, config.dtype
@@ -34,6 +36,7 @@ class FeedForward(eqx.Module):
         else:
             self.b_in = self.b_out = None
         self.config = config
+        self.matmuls = DECLARED
 
     def __call__(self, x: MatmulInput, x_placed: Placed, constrain: Constrain) -> tuple[Contracted, Placed]:
         """The output projection before any reduction over a split F, and where it is; the block
@@ -43,7 +46,7 @@ class FeedForward(eqx.Module):
         # in bf16 as the paper's volumes assume; the nonlinearity then runs in fp32.
         # The fused axis stays beside F, where the weight has it: putting it first makes XLA:CPU copy
         # a transposed W_in in every layer on every step.
-        hidden, hidden_placed = constrain.contract("BTE,EGF->BTGF", x, x_placed, use_weight(self.w_in, dtype, constrain), used(self.w_in))
+        hidden, hidden_placed = project(constrain, "BTE,EGF->BTGF", x, x_placed, use_weight(self.w_in, dtype, constrain), used(self.w_in), self.matmuls)
         hidden = constrain(hidden, Role.ACTIVATION, _HIDDEN_NAMES, source=hidden_placed).astype(jnp.float32)
         hidden = hidden + use_bias(self.b_in, jnp.float32, constrain, Role.ACTIVATION, _HIDDEN_NAMES[2:])
         if self.config.mlp == "swiglu":
@@ -55,4 +58,5 @@ class FeedForward(eqx.Module):
         at_hidden = placed(Role.ACTIVATION, _ACTIVATED_NAMES)
         activated = constrain(activated.astype(dtype), Role.ACTIVATION, _ACTIVATED_NAMES, source=at_hidden)
         activated = constrain(activated, Role.ACTIVATION, _MATMUL_NAMES, source=at_hidden, into_contraction=True)
-        return constrain.contract("BTF,FE->BTE", activated, placed(Role.ACTIVATION, _MATMUL_NAMES), use_weight(self.w_out, dtype, constrain), used(self.w_out))
+        at_matmul = placed(Role.ACTIVATION, _MATMUL_NAMES)
+        return project(constrain, "BTF,FE->BTE", activated, at_matmul, use_weight(self.w_out, dtype, constrain), used(self.w_out), self.matmuls)

@@ -10,6 +10,7 @@ from zoo.config import ModelConfig
 from zoo.constraints import EMBEDDING_LOOKUP_SCOPE, Constrain, placed
 from zoo.kv_cache import LayerSlot
 from zoo.logical_axes import BATCH, EMBED, HEAD_BATCH, LOGITS_VOCAB, MATMUL_EMBED, POSITIONS, SEQ, VOCAB, Role
+from zoo.matmul_form import DECLARED, MatmulForm, project
 from zoo.norm import LayerNorm
 from zoo.weights import AbstractWeight, init_weight, prepend_layers_axis, strip_layers_axis_names, use_weight, used
 
@@ -26,10 +27,14 @@ _HEAD_INPUT_NAMES = (HEAD_BATCH, SEQ, MATMUL_EMBED)
 class Transformer(eqx.Module):
     embedding: AbstractWeight  # [V, E]; the output head too when tied
     positions: AbstractWeight | None  # [P, E], learned positions only
-    blocks: Block  # every array stacked on a leading N axis
+    # Every array stacked on a leading N axis, run under `lax.scan`; or one Block per layer, run
+    # one after another (`zoo.execution.unstack_layers`: what a backend that copies a scanned
+    # layer's weights out of the stack before every matmul runs).
+    blocks: Block | tuple[Block, ...]
     final_norm: LayerNorm
     unembedding: AbstractWeight | None  # [E, V] when not tied
     config: ModelConfig = eqx.field(static=True)
+    matmuls: MatmulForm = eqx.field(static=True)  # the output head's, as a backend runs it (`zoo.execution`)
 
     def __init__(self, config: ModelConfig, *, key):
         key_embedding, key_positions, key_blocks, key_head = jax.random.split(key, 4)
@@ -46,6 +51,7 @@ class Transformer(eqx.Module):
         self.final_norm = LayerNorm(config)
         self.unembedding = None if config.tie_embeddings else init_weight(key_head, (E, V), (EMBED, VOCAB), config.dtype, fan_in=E)
         self.config = config
+        self.matmuls = DECLARED
 
     def embed(self, tokens: Int[Array, "B T"], positions: Int[Array, "1 T"], constrain: Constrain, chunk: int | None = None) -> Float[Array, "B T E"]:
         """Token embeddings (plus learned positions) in the residual stream's placement; `chunk`
@@ -95,30 +101,45 @@ class Transformer(eqx.Module):
         cache written so far, so the result equals the unchunked pass while a layer's working
         memory (attention scores, the FFN hidden) is that of one chunk. Layers are the outer loop
         and chunks the inner one, so each layer's weights are placed for use (gathered, under a
-        weight-gathered layout) once per prefill rather than once per chunk."""
+        weight-gathered layout) once per prefill rather than once per chunk.
 
+        Stacked blocks run under `lax.scan`; unstacked ones (a tuple) one after another, each
+        reading its own arrays, which the program then holds as separate buffers."""
+
+        unstacked = isinstance(self.blocks, tuple)
         if cache is None:
 
             def layer(x, block):
                 return strip_layers_axis_names(block)(x, positions, None, None, constrain)[0], None
 
+            if unstacked:
+                for block in self.blocks:
+                    x = block(x, positions, None, None, constrain)[0]
+                return x, None
             return jax.lax.scan(layer, x, self.blocks)[0], None
 
         length = x.shape[1]
         chunked = chunk is not None and chunk < length
 
         # The cache rides in the loop's carry and each layer writes into it in place (LayerSlot).
-        def cached_layer(carry, scanned):
+        def cached_layer(carry, block: Block, index):
             x, k, v = carry
-            block, index = scanned
-            block, slot = strip_layers_axis_names(block), LayerSlot(k, v, index)
+            slot = LayerSlot(k, v, index)
             if chunked:
                 x, slot = _run_in_chunks(block.with_weights_used(x.dtype, constrain), x, positions, slot, write_index, chunk, constrain)
             else:
                 x, slot = block(x, positions, slot, write_index, constrain)
-            return (x, slot.k, slot.v), None
+            return x, slot.k, slot.v
 
-        (x, k, v), _ = jax.lax.scan(cached_layer, (x, *cache), (self.blocks, jnp.arange(self.config.n_layers, dtype=jnp.int32)))
+        carry = (x, *cache)
+        if unstacked:
+            for index, block in enumerate(self.blocks):
+                carry = cached_layer(carry, block, jnp.int32(index))
+        else:
+            layer_indices = jnp.arange(self.config.n_layers, dtype=jnp.int32)
+            scanned_layer = lambda carry, scanned: (cached_layer(carry, strip_layers_axis_names(scanned[0]), scanned[1]), None)  # noqa: E731
+            carry, _ = jax.lax.scan(scanned_layer, carry, (self.blocks, layer_indices))
+        x, k, v = carry
         return x, (k, v)
 
     def logits(self, x: Float[Array, "B T E"], constrain: Constrain) -> Float[Array, "B T V"]:
@@ -136,7 +157,7 @@ class Transformer(eqx.Module):
         # Partial sums are reduced in the compute dtype, as in every other projection (the paper's
         # bf16 volumes); the reduced logits are then sampled in fp32.
         weight, subscripts = (self.embedding, "BTE,VE->BTV") if self.unembedding is None else (self.unembedding, "BTE,EV->BTV")
-        logits = constrain.contract(subscripts, x, head_input, use_weight(weight, dtype, constrain, Role.WEIGHT), used(weight, Role.WEIGHT))
+        logits = project(constrain, subscripts, x, head_input, use_weight(weight, dtype, constrain, Role.WEIGHT), used(weight, Role.WEIGHT), self.matmuls)
         return constrain(logits[0], Role.ACTIVATION, LOGITS_NAMES, source=logits[1]).astype(jnp.float32)
 
 

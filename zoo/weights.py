@@ -153,3 +153,16 @@ def strip_layers_axis_names(tree):
         return node
 
     return jax.tree.map(rename, tree, is_leaf=is_weight)
+
+
+def layer_of_stack(tree, index: int):
+    """Layer `index` of a layer stack: every weight's slice along the layers axis, named without it."""
+
+    def take(node):
+        if isinstance(node, Weight):
+            return Weight(node.value[index], node.names[1:])
+        if isinstance(node, Int8Weight):
+            return Int8Weight(node.quantized[index], node.scale[index], node.names[1:], node.scale_names[1:])
+        return node
+
+    return jax.tree.map(take, tree, is_leaf=is_weight)

@@ -57,6 +57,7 @@ def compile_cell(cell: Cell) -> list[ResultRow]:
         row = _failed(row, compiled) if compiled.failure is not None else _fill(row, compiled)
         row = _cache_note(row, compiled)
         row.details["per_host"] = host_view(compiled.mesh, compiled.arguments).as_dict()
+        row.details["execution"] = compiled.execution.describe()
         rows.append(row.does_not_fit() if row.status == "ok" and row.fits is False else row)
     return rows
 

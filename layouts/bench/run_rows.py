@@ -42,6 +42,7 @@ def run_cell(cell: Cell, *, repeats: int = 5, warmup: int = 1, seed: int = 0) ->
         compiled = compile_phase(resolved.partitionings[phase], resolved.mesh_shapes[phase], resolved.workload(phase), phase, devices, cell.partitioner, cell.collective_matmul)
         row.compile_time_s = compiled.seconds
         row.details["compile_cache"] = compiled.cache
+        row.details["execution"] = compiled.execution.describe()
         if compiled.failure is not None:
             rows.append(row.failed(f"compile failed: {compiled.failure_reason}"))
             continue

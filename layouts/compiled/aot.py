@@ -28,6 +28,7 @@ from layouts.mesh import MeshShape, make_mesh
 from layouts.partitioners import DEFAULT_PARTITIONER
 from layouts.steps import build_steps
 from zoo.errors import ZooError
+from zoo.execution import AS_DECLARED, Execution, executed_abstract, execution_for
 from zoo.kv_cache import abstract_cache
 from zoo.quantization import abstract_model
 
@@ -103,6 +104,9 @@ class CompiledPhase:
     arguments: tuple  # (model, tokens, cache) as sharded ShapeDtypeStructs
     cache: str
     here_s: float  # seconds this process spent lowering and compiling it, or finding it in the cache
+    # How the program runs the model: as declared for a TPU topology, as the backend runs it
+    # fastest for the local devices (`zoo.execution`).
+    execution: Execution = AS_DECLARED
 
     @property
     def seconds(self) -> float:
@@ -204,15 +208,21 @@ def compile_phase(
     devices,
     partitioner: str = DEFAULT_PARTITIONER,
     collective_matmul: str = "none",
+    execution: Execution | None = None,
 ) -> CompiledPhase:
     """Lowers and compiles `phase` of `workload` under `partitioning` on `devices` laid out as
-    `mesh_shape`, its collectives written by `partitioner`. A program for devices this process
+    `mesh_shape`, its collectives written by `partitioner`, the model run as `execution` says (None:
+    as the local devices' backend runs it fastest, as declared for a TPU topology; `zoo.execution`). A program for devices this process
     cannot run (a TPU topology) is looked up in the compile cache first (`compile_cache`). Input
     errors (ZooError, which includes a layout the explicit partitioner cannot run) propagate; the
     compiler's failure is in the result."""
     config = partitioning.config
     mesh = make_mesh(mesh_shape, devices)
-    model = abstract_model(config, workload.weights)
+    here = _runs_here(mesh)
+    if execution is None:
+        # The local devices run the program their backend runs fastest, which is the one compiled.
+        execution = execution_for(mesh.devices.flat[0].platform, workload.weights, mesh.size) if here else AS_DECLARED
+    model = executed_abstract(abstract_model(config, workload.weights), execution)
     max_len = workload.cache_len(phase)
     input_len = workload.input_len if phase == "prefill" else 1
     steps = build_steps(
@@ -221,8 +231,8 @@ def compile_phase(
     )
     program = getattr(steps, phase)
     arguments = program.abstract_arguments(model, abstract_cache(config, workload.batch, max_len, workload.kv_dtype))
-    if _runs_here(mesh):
-        return _compile_here(program, arguments, mesh)
+    if here:
+        return _compile_here(program, arguments, mesh, execution)
     cache = "miss" if compile_cache.enabled() else "off"
     started = time.perf_counter()
     key = None
@@ -231,7 +241,7 @@ def compile_phase(
         key = compile_cache.program_key(lowered, mesh.devices.flatten().tolist()) if cache == "miss" else None
         found = compile_cache.load(key) if key else None
         if found is not None:
-            return CompiledPhase(None, found, mesh, arguments, "hit", time.perf_counter() - started)
+            return CompiledPhase(None, found, mesh, arguments, "hit", time.perf_counter() - started, execution)
         compiled = lowered.compile()
     except ZooError:
         raise
@@ -239,14 +249,14 @@ def compile_phase(
         facts = ProgramFacts(time.perf_counter() - started, failure=_one_line(error))
         if key and _out_of_memory(facts.failure):  # deterministic, unlike a crash: worth keeping
             compile_cache.store(key, facts)
-        return CompiledPhase(None, facts, mesh, arguments, cache, facts.seconds)
+        return CompiledPhase(None, facts, mesh, arguments, cache, facts.seconds, execution)
     facts = _facts(compiled, time.perf_counter() - started, arguments)
     if key:
         compile_cache.store(key, facts)
-    return CompiledPhase(compiled, facts, mesh, arguments, cache, facts.seconds)
+    return CompiledPhase(compiled, facts, mesh, arguments, cache, facts.seconds, execution)
 
 
-def _compile_here(program, arguments, mesh: Mesh) -> CompiledPhase:
+def _compile_here(program, arguments, mesh: Mesh, execution: Execution) -> CompiledPhase:
     """A program for the local devices, which must run: JAX's own persistent cache serves it
     ("hit" when it served the program; the seconds are then this process's, lowering and loading:
     JAX's record of the original compile time is not reliable, 0 for some entries)."""
@@ -259,9 +269,9 @@ def _compile_here(program, arguments, mesh: Mesh) -> CompiledPhase:
             raise
         except Exception as error:  # the compiler's own failure: reported, not raised
             facts = ProgramFacts(time.perf_counter() - started, failure=_one_line(error))
-            return CompiledPhase(None, facts, mesh, arguments, cache, facts.seconds)
+            return CompiledPhase(None, facts, mesh, arguments, cache, facts.seconds, execution)
     facts = _facts(compiled, time.perf_counter() - started, arguments)
-    return CompiledPhase(compiled, facts, mesh, arguments, "hit" if saved else cache, facts.seconds)
+    return CompiledPhase(compiled, facts, mesh, arguments, "hit" if saved else cache, facts.seconds, execution)
 
 
 def _runs_here(mesh: Mesh) -> bool:

@@ -20,11 +20,13 @@ from layouts.sharding import init_in_shards
 from zoo.config import ModelConfig
 from zoo.kv_cache import KVCache, init_cache
 
-def _materialize(config, weights: str, arguments, cache_formats, phase: str, context_len: int, seed: int):
+
+def _materialize(config, weights: str, compiled: CompiledPhase, cache_formats, phase: str, context_len: int, seed: int):
     """Real arrays with the abstract arguments' shardings (the cache in the memory layout the
-    compiled step takes it in): random weights, tokens and a cache."""
-    model_arguments, token_argument, cache_arguments = arguments
-    model = init_in_shards(config, jax.tree.map(lambda leaf: leaf.sharding, model_arguments), jax.random.key(seed), weights)
+    compiled step takes it in): random weights, in the form the program runs them, tokens and a cache."""
+    model_arguments, token_argument, cache_arguments = compiled.arguments
+    shardings = jax.tree.map(lambda leaf: leaf.sharding, model_arguments)
+    model = init_in_shards(config, shardings, jax.random.key(seed), weights, compiled.execution)
     tokens = jax.jit(
         lambda key: jax.random.randint(key, token_argument.shape, 0, config.vocab, dtype=jnp.int32), out_shardings=token_argument.sharding
     )(jax.random.key(seed + 1))
@@ -47,21 +49,33 @@ def step_bytes(compiled: CompiledPhase) -> int:
     return memory["total"] if memory is not None else compiled.weight_bytes + compiled.kv_bytes
 
 
-def time_phase(compiled: CompiledPhase, config: ModelConfig, workload: Workload, phase: str, *, repeats: int, warmup: int, seed: int) -> list[float]:
-    """Seconds of each timed repetition of the compiled step. Raises LocalMemoryError (one line)
-    before allocating anything when the devices do not have the memory for it."""
-    devices = compiled.mesh.devices.flatten().tolist()
-    check_fits_locally(step_bytes(compiled) * len(devices), f"this step on {len(devices)} device(s)", devices)
-    cache_formats = compiled.program.input_formats[0][2]
-    model, tokens, fresh_cache = _materialize(config, workload.weights, compiled.arguments, cache_formats, phase, workload.context_len, seed)
-    cache = fresh_cache()
-    times = []
-    for repetition in range(warmup + repeats):
+class PhaseTimer:
+    """A compiled step ready to time: its model, tokens and cache made once (after checking they
+    fit), then `step()` runs it once and returns the seconds it took."""
+
+    def __init__(self, compiled: CompiledPhase, config: ModelConfig, workload: Workload, phase: str, *, seed: int = 0) -> None:
+        """Raises LocalMemoryError (one line) before allocating anything when the devices do not
+        have the memory for the step."""
+        devices = compiled.mesh.devices.flatten().tolist()
+        check_fits_locally(step_bytes(compiled) * len(devices), f"this step on {len(devices)} device(s)", devices)
+        cache_formats = compiled.program.input_formats[0][2]
+        self.program, self.phase = compiled.program, phase
+        self.model, self.tokens, self.fresh_cache = _materialize(config, workload.weights, compiled, cache_formats, phase, workload.context_len, seed)
+        self.cache = self.fresh_cache()
+
+    def step(self) -> float:
         started = time.perf_counter()
-        logits, cache = compiled.program(model, tokens, cache)
+        logits, cache = self.program(self.model, self.tokens, self.cache)
         jax.block_until_ready((logits, cache))
-        if repetition >= warmup:
-            times.append(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
         # Prefill starts each repetition from an empty cache; decode re-times the same last slot.
-        cache = fresh_cache(cache if phase == "decode" else None)
-    return times
+        self.cache = self.fresh_cache(cache if self.phase == "decode" else None)
+        return seconds
+
+
+def time_phase(compiled: CompiledPhase, config: ModelConfig, workload: Workload, phase: str, *, repeats: int, warmup: int, seed: int) -> list[float]:
+    """Seconds of each timed repetition of the compiled step, after `warmup` untimed ones. Raises
+    LocalMemoryError (one line) before allocating anything when the devices do not have the memory."""
+    timer = PhaseTimer(compiled, config, workload, phase, seed=seed)
+    times = [timer.step() for _ in range(warmup + repeats)]
+    return times[warmup:]
