@@ -52,9 +52,8 @@ from layouts.registry import get_partitioning  # noqa: E402
 from layouts.sharding import init_in_shards  # noqa: E402
 from layouts.workload import Workload  # noqa: E402
 from zoo import generate_jit, get_preset  # noqa: E402
-from zoo.config import ModelConfig, dtype_bytes  # noqa: E402
-from zoo.execution import AS_DECLARED, Execution, executed_abstract, execution_for  # noqa: E402
-from zoo.quantization import abstract_model  # noqa: E402
+from zoo.config import ModelConfig  # noqa: E402
+from zoo.execution import AS_DECLARED, Execution, execution_for  # noqa: E402
 
 _GiB = 2**30
 _KV_DTYPE = "bfloat16"
@@ -141,7 +140,7 @@ def zoo_generate(config: ModelConfig, case: Case, budgets: tuple[int, int]) -> C
     def per_token() -> float:
         return (loop_seconds(budgets[1]) - loop_seconds(budgets[0])) / (budgets[1] - budgets[0])
 
-    held = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(executed_abstract(abstract_model(config), execution)))
+    held = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(model))
     return Contestant(f"zoo generate ({config.dtype})", config.dtype, "zoo", per_token, held, kv_bytes(config, case.batch, case.length, _KV_DTYPE), compile_s)
 
 

@@ -16,7 +16,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from zoo.constraints import Constrain, Contracted, Placed
+from zoo.constraints import Constrain, Contracted, MatmulInput, Placed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,9 +29,10 @@ DECLARED = MatmulForm()
 
 
 def project(
-    constrain: Constrain, subscripts: str, x: jax.Array, x_placed: Placed, w: jax.Array, w_placed: Placed, form: MatmulForm = DECLARED
+    constrain: Constrain, subscripts: str, x: MatmulInput, x_placed: Placed, w: jax.Array, w_placed: Placed, form: MatmulForm = DECLARED
 ) -> tuple[Contracted, Placed]:
-    """`constrain.contract` of the activation `x` [B, T, ...] and a weight, written as `form` says."""
+    """`constrain.contract` of the activation `x` [B, T, ...] and a weight, written as `form` says
+    (a form other than DECLARED takes an array: a layout's pending gather is a sharded program's)."""
     if form == DECLARED:
         return constrain.contract(subscripts, x, x_placed, w, w_placed)
     dtype = x.dtype
