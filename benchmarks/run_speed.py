@@ -14,20 +14,22 @@ prompt at batch 1 and 8.
 Contestants:
 - `zoo run`: the compiled step `zoo run` times (`layouts.compiled`), for palm-150m declared in
   fp32 and in bf16, each as this backend runs it (`zoo.execution`); the bf16 model as declared
-  (bf16 matmuls, scanned layers: what every backend ran before); int8 weights. A decode sample is
-  one step at the context, a prefill sample the whole prompt.
-- `zoo generate`: `zoo.generate_jit` (what `zoo generate` runs on one device), greedy, on the bf16
-  model as this backend runs it. Decode per token = (t(N2) − t(N1)) / (N2 − N1), two token
-  budgets after the same prompt, so prefill cancels.
+  (bf16 products, scanned layers: what every backend ran before); int8 weights. A decode sample is
+  the mean of 16 steps at the context run back to back, a prefill sample the whole prompt.
+- `zoo generate`: `zoo.generate_jit` (what `zoo generate` runs on one device), greedy, on the fp32
+  and the bf16 model as this backend runs them. Decode per token = (t(N2) − t(N1)) / (N2 − N1),
+  two token budgets after the same prompt, so prefill cancels.
 - peer, fp32 and bf16: prefill is one forward of the prompt building the cache (logits of the last
-  position only, as the zoo's); decode per token from `model.generate` with two budgets as above
-  (greedy, `min_new_tokens` = the budget). torch runs on every core.
+  position only, as the zoo's); a decode sample is 16 greedy steps of the forward pass
+  `model.generate` runs per token, from the prompt's cache (cut back to the prompt after), per
+  step. torch runs on every core.
 
 Each round runs every contestant once, in a rotated order; figures are medians over the rounds.
 No compilation happens inside a timed region: zoo steps are compiled ahead of time, each generate
 budget is called once untimed first, and compile times are printed apart. Decode's roofline is
 (weight bytes as held + the context's KV bytes) ÷ the machine's read bandwidth, measured every
-round as the better of a numpy sum over 1 GiB on one thread and split over every core.
+round as the best of three reads of 1 GiB (`ReadBandwidth`); the median over the rounds is used.
+This machine is shared: its bandwidth moved between 23 and 37 GB/s from one run to the next.
 """
 
 import argparse
@@ -58,6 +60,9 @@ from zoo.execution import AS_DECLARED, Execution, execution_for  # noqa: E402
 _GiB = 2**30
 _KV_DTYPE = "bfloat16"
 _SETTLE_S = 0.5
+# Decode steps per sample, run back to back: one step alone after a pause is slower (threads and
+# caches asleep), and each side's loop runs them back to back.
+_DECODE_STEPS = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,20 +93,34 @@ class Contestant:
     times: list = dataclasses.field(default_factory=list)
 
 
-def read_bandwidth(size: int = _GiB) -> float:
-    """Bytes per second a sum over `size` bytes of float32 reads: the better of one thread and of
-    every core, each summing its part."""
-    data = np.ones(size // 4, np.float32)
-    data.sum()  # pages touched before timing
-    threads = os.cpu_count() or 1
-    parts = np.array_split(data, threads)
-    best = 0.0
-    with ThreadPoolExecutor(threads) as pool:
-        for split in (False, True):
-            started = time.perf_counter()
-            list(pool.map(np.sum, parts)) if split else data.sum()
-            best = max(best, size / (time.perf_counter() - started))
-    return best
+class ReadBandwidth:
+    """Bytes per second this machine reads, measured on 1 GiB of float32 three ways (a numpy sum on
+    one thread, numpy sums over every core, an XLA matvec over a [16384, 16384] matrix: the read a
+    decode step's matmuls make), the best of them each time."""
+
+    def __init__(self, size: int = _GiB) -> None:
+        self.size = size
+        self.data = np.ones(size // 4, np.float32)
+        self.threads = os.cpu_count() or 1
+        self.parts = np.array_split(self.data, self.threads)
+        side = int((size // 4) ** 0.5)
+        self.matrix, self.vector = jax.numpy.ones((side, side), jax.numpy.float32), jax.numpy.ones((1, side), jax.numpy.float32)
+        self.matvec = jax.jit(lambda vector, matrix: vector @ matrix).lower(self.vector, self.matrix).compile()
+        self.measure()  # pages touched and threads started before any timing
+
+    def measure(self) -> float:
+        readers = {
+            "numpy, one thread": lambda: self.data.sum(),
+            "numpy, every core": lambda: list(self.pool.map(np.sum, self.parts)),
+            "XLA matvec": lambda: jax.block_until_ready(self.matvec(self.vector, self.matrix)),
+        }
+        best = 0.0
+        with ThreadPoolExecutor(self.threads) as self.pool:
+            for read in readers.values():
+                started = time.perf_counter()
+                read()
+                best = max(best, self.size / (time.perf_counter() - started))
+        return best
 
 
 def kv_bytes(config: ModelConfig, batch: int, context: int, dtype: str) -> int:
@@ -118,8 +137,15 @@ def zoo_step(config: ModelConfig, case: Case, weights: str, execution: Execution
     if compiled.failure is not None:
         raise SystemExit(f"{name}: compile failed: {compiled.failure}")
     timer = PhaseTimer(compiled, config, workload, case.phase, seed=0)
+    timer.step()  # warm-up, untimed: the first run of a program also allocates and touches its buffers
+    repeats = _DECODE_STEPS if case.phase == "decode" else 1
+
+    def sample() -> float:
+        """The mean of `repeats` steps run back to back, as `zoo run --repeats` runs them."""
+        return sum(timer.step() for _ in range(repeats)) / repeats
+
     dtype = "int8" if weights == "int8" else config.dtype
-    return Contestant(name, dtype, "zoo", timer.step, compiled.weight_bytes, kv_bytes(config, case.batch, case.length, _KV_DTYPE), compiled.seconds)
+    return Contestant(name, dtype, "zoo", sample, compiled.weight_bytes, kv_bytes(config, case.batch, case.length, _KV_DTYPE), compiled.seconds)
 
 
 def zoo_generate(config: ModelConfig, case: Case, budgets: tuple[int, int]) -> Contestant:
@@ -165,7 +191,7 @@ def falcon(config: ModelConfig, dtype: str):
     return model, params
 
 
-def peer(config: ModelConfig, case: Case, dtype: str, budgets: tuple[int, int]) -> Contestant:
+def peer(config: ModelConfig, case: Case, dtype: str, steps: int = _DECODE_STEPS) -> Contestant:
     import torch
 
     model, params = falcon(config, dtype)
@@ -179,19 +205,27 @@ def peer(config: ModelConfig, case: Case, dtype: str, budgets: tuple[int, int]) 
         model(prompt, use_cache=True, logits_to_keep=1)
         return time.perf_counter() - started
 
+    with torch.inference_mode():
+        state = model(prompt, use_cache=True, logits_to_keep=1)
+    cache, first = state.cache, state.logits[:, -1:].argmax(-1)
+
     @torch.inference_mode()
-    def loop_seconds(budget: int) -> float:
+    def decode_step() -> float:
+        """Seconds per step of `steps` greedy steps from the prompt's cache, which is then cut back
+        to the prompt: the forward pass `model.generate` runs per token, without its Python loop."""
+        token = first
         started = time.perf_counter()
-        model.generate(prompt, max_new_tokens=budget, min_new_tokens=budget, do_sample=False, pad_token_id=0)
-        return time.perf_counter() - started
+        for _ in range(steps):
+            token = model(token, cache=cache, use_cache=True).logits[:, -1:].argmax(-1)
+        seconds = (time.perf_counter() - started) / steps
+        cache.crop(-steps)
+        return seconds
 
-    def per_token() -> float:
-        return (loop_seconds(budgets[1]) - loop_seconds(budgets[0])) / (budgets[1] - budgets[0])
-
-    (prefill if case.phase == "prefill" else per_token)()  # warm-up, untimed
+    sample = prefill if case.phase == "prefill" else decode_step
+    sample()  # warm-up, untimed
     name = f"peer: HF Falcon ({dtype}, torch {torch.__version__.split('+')[0]})"
     kv = case.batch * case.length * 2 * config.n_layers * config.n_kv_heads * config.d_head * itemsize
-    return Contestant(name, {"float32": "float32", "bfloat16": "bfloat16"}[dtype], "peer", prefill if case.phase == "prefill" else per_token, params * itemsize, kv)
+    return Contestant(name, dtype, "peer", sample, params * itemsize, kv)
 
 
 # The run ------------------------------------------------------------------------------------------
@@ -207,9 +241,9 @@ def contestants(case: Case, with_peer: bool, budgets: tuple[int, int]) -> list[C
         zoo_step(bf16, case, "bf16", AS_DECLARED, "zoo run (bf16, as declared)"),
     ]
     if case.phase == "decode":
-        found.append(zoo_generate(bf16, case, budgets))
+        found += [zoo_generate(config, case, budgets) for config in (fp32, bf16)]
     if with_peer:
-        found += [peer(bf16, case, dtype, budgets) for dtype in ("float32", "bfloat16")]
+        found += [peer(bf16, case, dtype) for dtype in ("float32", "bfloat16")]
     return found
 
 
@@ -217,9 +251,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--context", type=int, default=512, help="decode's context and prefill's prompt, in tokens")
-    parser.add_argument("--decode-batches", default="1,16")
-    parser.add_argument("--prefill-batches", default="1,8")
-    parser.add_argument("--budgets", default="4,20", help="the two token budgets decode per token is worked out from")
+    parser.add_argument("--decode-batches", default="1,16", help="comma-separated; empty for none")
+    parser.add_argument("--prefill-batches", default="1,8", help="comma-separated; empty for none")
+    parser.add_argument("--budgets", default="4,68", help="the two token budgets `zoo generate`'s decode per token is worked out from")
     parser.add_argument("--no-peer", action="store_true", help="without torch and transformers: the zoo and the roofline only")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     arguments = parser.parse_args()
@@ -231,17 +265,18 @@ def main() -> None:
             torch.set_num_threads(os.cpu_count() or 1)
         except ImportError:
             raise SystemExit("the peer needs torch and transformers: pip install -e '.[bench]', or pass --no-peer") from None
-    cases = [Case("decode", int(batch), arguments.context) for batch in arguments.decode_batches.split(",")]
-    cases += [Case("prefill", int(batch), arguments.context) for batch in arguments.prefill_batches.split(",")]
+    cases = [Case("decode", int(batch), arguments.context) for batch in arguments.decode_batches.split(",") if batch]
+    cases += [Case("prefill", int(batch), arguments.context) for batch in arguments.prefill_batches.split(",") if batch]
 
     device = jax.devices()[0]
     print(f"{device.platform} {device.device_kind}, {os.cpu_count()} cores, jax {jax.__version__}; {arguments.rounds} rounds", flush=True)
     report = {"device": f"{device.platform} {device.device_kind}", "cores": os.cpu_count(), "jax": jax.__version__, "rounds": arguments.rounds, "cases": []}
+    bandwidth = ReadBandwidth()
     for case in cases:
         field = contestants(case, not arguments.no_peer, budgets)
         bandwidths = []
         for round_number in range(arguments.rounds):
-            bandwidths.append(read_bandwidth())
+            bandwidths.append(bandwidth.measure())
             shift = round_number % len(field)
             for contestant in field[shift:] + field[:shift]:
                 # torch's OpenMP threads spin for a while after its calls; a pause lets them sleep

@@ -29,6 +29,7 @@ NOT_RUN = {
     ".venv/bin/pip install": "the install: CI runs it from a clean clone",
     ".venv/bin/python -m pytest": "the test suite itself",
     "python -m checkpoints.shipped.train_small_model": "retrains the shipped model (16-29 minutes) over checkpoints/palm-4m",
+    "benchmarks/run_speed.py": "needs the bench extra (torch, transformers) and 20 minutes; tests/test_run_speed.py runs it without the peer",
 }
 _SLOW = re.compile(r"zoo (compile|bench|launch)\b|^\.venv/bin/zoo bench|checkpoints\.evaluate")
 
