@@ -57,6 +57,7 @@ def executed(model: Transformer, execution: Execution) -> Transformer:
     """`model` as `execution` runs it: the same arrays, its layers unstacked if they are unrolled.
     Works on real arrays (unstacking copies each layer's slices once) and, under
     `eqx.filter_eval_shape` (`executed_abstract`), on abstract ones."""
+
     def block_as_executed(block):
         attention = _replaced(block.attention, matmuls=execution.matmuls, query_major_scores=execution.query_major_scores)
         return eqx.tree_at(lambda tree: (tree.attention, tree.mlp), block, (attention, _replaced(block.mlp, matmuls=execution.matmuls)))
