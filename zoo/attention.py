@@ -91,7 +91,7 @@ class Attention(eqx.Module):
         (the teacher-forcing forward pass)."""
         config, dtype = self.config, x.dtype
         # Projections leave their partial sums in the compute dtype (bf16 reductions, as the paper's
-        # volumes assume).
+        # volumes assume), unless one CPU device runs them in its own form (`zoo.matmul_form`).
         q, q_placed = project(constrain, "BTE,EHQ->BTHQ", x, x_placed, use_weight(self.w_q, dtype, constrain), used(self.w_q), self.matmuls)
         q = constrain(q, Role.ACTIVATION, _QUERY_NAMES, source=q_placed)
         q = q + use_bias(self.b_q, dtype, constrain, Role.ACTIVATION, _QUERY_NAMES[2:])
@@ -138,8 +138,9 @@ def attend(
     config: ModelConfig,
     query_major: bool = False,
 ) -> Float[Array, "B T H Q"]:
-    """Causal softmax attention in fp32, its scores heads-major or `query_major` (see below). Key s is visible to the query at absolute position p when
-    s <= p; cache slots not yet written lie beyond every query, so one mask serves both paths.
+    """Causal softmax attention in fp32, its scores heads-major or `query_major` (see below). Key s
+    is visible to the query at absolute position p when s <= p; cache slots not yet written lie
+    beyond every query, so one mask serves both paths.
     Everything here is per sequence and per KV head, so it runs as well on one chip's shard of the
     batch or of the heads as on the whole."""
     B, T, H, Q = q.shape
