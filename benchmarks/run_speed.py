@@ -29,7 +29,6 @@ No compilation happens inside a timed region: zoo steps are compiled ahead of ti
 budget is called once untimed first, and compile times are printed apart. Decode's roofline is
 (weight bytes as held + the context's KV bytes) ÷ the machine's read bandwidth, measured every
 round as the best of three reads of 1 GiB (`ReadBandwidth`); the median over the rounds is used.
-This machine is shared: its bandwidth moved between 23 and 37 GB/s from one run to the next.
 """
 
 import argparse
@@ -109,14 +108,14 @@ class ReadBandwidth:
         self.measure()  # pages touched and threads started before any timing
 
     def measure(self) -> float:
-        readers = {
-            "numpy, one thread": lambda: self.data.sum(),
-            "numpy, every core": lambda: list(self.pool.map(np.sum, self.parts)),
-            "XLA matvec": lambda: jax.block_until_ready(self.matvec(self.vector, self.matrix)),
-        }
         best = 0.0
-        with ThreadPoolExecutor(self.threads) as self.pool:
-            for read in readers.values():
+        with ThreadPoolExecutor(self.threads) as pool:
+            readers = (
+                self.data.sum,  # numpy, one thread
+                lambda: list(pool.map(np.sum, self.parts)),  # numpy, every core
+                lambda: jax.block_until_ready(self.matvec(self.vector, self.matrix)),
+            )
+            for read in readers:
                 started = time.perf_counter()
                 read()
                 best = max(best, self.size / (time.perf_counter() - started))

@@ -149,8 +149,9 @@ def attend(
     # Heads-major scores [B, K, G, T, S] put [T, S] minor, which a TPU tiles without padding.
     # Query-major scores [B, K, T, G, S] keep the queries' own order: with one KV head a sequence's
     # queries are one [T·G, Q] matrix as projected, so on XLA:CPU neither matmul needs a transposed
-    # copy of the queries, the scores or the output (batch 8 × 512: 184 -> 124 ms); on a TPU the
-    # same order pads G up to a tile (a quarter more memory for palm-8b's prefill under wg-xyz).
+    # copy of the queries, the scores or the output (batch 8 × 512: 178 -> 108 ms,
+    # `benchmarks/cpu_forms.py`); on a TPU the same order pads G up to a tile (palm-8b's prefill
+    # under wg-xyz compiled to 1.35× its estimate in `tests/test_compiled_memory.py`).
     order = "BKTGS" if query_major else "BKGTS"
     scores = jnp.einsum(f"BTKGQ,BSKQ->{order}", grouped, k, preferred_element_type=jnp.float32)
     scores = scores * jnp.float32(1.0 / Q**0.5)

@@ -3,14 +3,15 @@ matmuls with bf16 products, the layer stack under `lax.scan`, heads-major attent
 is the paper's program. A backend present here may run a model faster another way; every row it
 measures says how (`Execution.describe`), and `zoo compile --target local` compiles that program.
 
-XLA:CPU on one device (jax 0.10.2, 2 AMD EPYC cores with avx512_bf16; `benchmarks/run_speed.py`):
+XLA:CPU on one device (jax 0.10.2, 2 AMD EPYC cores with avx512_bf16; the figures are
+`benchmarks/cpu_forms.py`'s, the whole model's `benchmarks/run_speed.py`'s):
 - Layers unrolled. A scanned layer's weights are copied out of the stack (a dynamic-slice fusion
   into a fresh buffer) before its matmuls read them, so each weight byte is read twice and written
-  once per step: ten [1024, 8192] + [8192, 1024] float32 matvecs took 69.6 ms scanned, 24.1 ms
+  once per step: ten [1024, 8192] + [8192, 1024] float32 matvecs took 65.9 ms scanned, 24.0 ms
   unrolled over separate arrays. Unrolled, each layer's weights are arrays of their own
   (`unstack_layers`), read in place. Not for int8 weights: unrolled, XLA keeps every layer's
-  dequantized weights at once (palm-150m decode at batch 1: 170 ms and 566 MiB of temporaries,
-  against 49 ms and 57 MiB scanned).
+  dequantized weights at once (palm-150m decode at batch 1: 98.5 ms and 283 MiB of temporaries,
+  against 65.8 ms and 29 MiB scanned).
 - Matmuls with float32 products and no one-row bf16 matmul (`zoo.matmul_form`).
 - Query-major attention scores (`zoo.attention.attend`).
 Several CPU devices (forced host devices standing in for a pod's chips) run the declared program:

@@ -25,7 +25,7 @@ MAX_CACHE_LEN = 2**31 - 1
 # `generate` puts its temporaries at 2.2 (palm-150m) to 2.5 (palm-4m, palm-8b) times the bf16
 # weights. int8 weights are dequantized inside the loop, with no such copies; nor do matmuls with
 # float32 products, as the CPU runs a model on one device (`zoo.execution`: 44 MB of temporaries
-# for palm-150m, against 673 MB).
+# for palm-150m, against 673 MB; `benchmarks/cpu_forms.py`).
 _CPU_FLOAT32_COPIES = 2.5
 
 

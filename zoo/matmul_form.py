@@ -2,13 +2,14 @@
 product in the compute dtype, as the paper's bf16 partial sums are), or in the form XLA:CPU runs
 fast (`zoo.execution`), which only a program on one device uses, where no partial sum is reduced.
 
-Measured on XLA:CPU (jax 0.10.2, 2 AMD EPYC cores with avx512_bf16; medians of 5):
+Measured on XLA:CPU (jax 0.10.2, 2 AMD EPYC cores with avx512_bf16; `benchmarks/cpu_forms.py`,
+medians of 7):
 - bf16 × bf16 with a float32 product runs in the CPU's bf16 matmul library: [4096, 1024] ×
-  [1024, 8192] in 107 ms (643 GFLOP/s). With a bf16 product, XLA converts both operands to float32
-  first: 210 ms, as slow as float32 (205 ms). The product is cast to bf16 right after.
+  [1024, 8192] in 137 ms. With a bf16 product, XLA converts both operands to float32 first:
+  227 ms, as slow as float32 (212 ms). The product is cast to bf16 right after.
 - A bf16 matmul of one row (decode at batch 1) takes neither path: XLA converts the whole weight
-  to float32 in a slow loop, 10 ms for [1024, 8192] against 0.9 ms in float32. Two rows (the
-  second all zeros, dropped after) take the library's path again.
+  to float32 in a slow loop, 8.6 ms for [1024, 8192] against 1.0 ms in float32. Two rows (the
+  second all zeros, dropped after) take the library's path again: 1.9 ms.
 """
 
 import dataclasses
