@@ -144,25 +144,22 @@ def prepend_layers_axis(tree):
 
 def strip_layers_axis_names(tree):
     """The names of one layer's slice of a stack: the inverse of `prepend_layers_axis` for names."""
-
-    def rename(node):
-        if isinstance(node, Weight):
-            return Weight(node.value, node.names[1:])
-        if isinstance(node, Int8Weight):
-            return Int8Weight(node.quantized, node.scale, node.names[1:], node.scale_names[1:])
-        return node
-
-    return jax.tree.map(rename, tree, is_leaf=is_weight)
+    return _without_layers_axis(tree, lambda array: array)
 
 
 def layer_of_stack(tree, index: int):
     """Layer `index` of a layer stack: every weight's slice along the layers axis, named without it."""
+    return _without_layers_axis(tree, lambda array: array[index])
 
-    def take(node):
+
+def _without_layers_axis(tree, take):
+    """Every weight of `tree` named without its leading layers axis, its arrays passed through `take`."""
+
+    def rename(node):
         if isinstance(node, Weight):
-            return Weight(node.value[index], node.names[1:])
+            return Weight(take(node.value), node.names[1:])
         if isinstance(node, Int8Weight):
-            return Int8Weight(node.quantized[index], node.scale[index], node.names[1:], node.scale_names[1:])
+            return Int8Weight(take(node.quantized), take(node.scale), node.names[1:], node.scale_names[1:])
         return node
 
-    return jax.tree.map(take, tree, is_leaf=is_weight)
+    return jax.tree.map(rename, tree, is_leaf=is_weight)
